@@ -1,0 +1,1 @@
+//! NVMe controller with a Controller Memory Buffer BAR (a later issue).

@@ -1,0 +1,1 @@
+//! Helpers for the end-to-end tests that boot Linux under p2pvm.
