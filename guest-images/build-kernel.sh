@@ -5,7 +5,7 @@
 #
 # Default source: Debian's linux-source-6.12, fetched with `apt-get download`.
 # The result is cached under ${P2PVM_CACHE:-~/.cache/p2pvm}/kernel/<key>, where
-# <key> hashes the source version, the config fragment and this script.
+# <key> hashes the source version and the config fragment.
 # Prints the directory holding vmlinux, bzImage and .config on its last line.
 set -euo pipefail
 
@@ -41,7 +41,9 @@ else
   ident="tree:$src"
 fi
 
-key=$( { echo "$ident"; cat "$here/kernel.fragment" "$0"; } | sha256sum | cut -c1-16)
+# Bump when the way the kernel is built changes (not for cosmetic edits).
+recipe=1
+key=$( { echo "$ident recipe=$recipe"; cat "$here/kernel.fragment"; } | sha256sum | cut -c1-16)
 [ -n "$out" ] || out="$cache/kernel/$key"
 
 if [ -z "$src" ] && [ -f "$out/bzImage" ] && [ -f "$out/vmlinux" ]; then
@@ -51,6 +53,14 @@ if [ -z "$src" ] && [ -f "$out/bzImage" ] && [ -f "$out/vmlinux" ]; then
 fi
 
 mkdir -p "$out"
+# One build at a time per output directory (tests may ask in parallel).
+exec 9>"$out/.lock"
+flock 9
+if [ -z "$src" ] && [ -f "$out/bzImage" ] && [ -f "$out/vmlinux" ]; then
+  say "cached: $out ($ident, built while we waited)"
+  echo "$out"
+  exit 0
+fi
 if [ -z "$src" ]; then
   srcroot="$cache/src/$pkg-$ver"
   if [ ! -f "$srcroot/Makefile" ]; then
@@ -87,7 +97,7 @@ start=$(date +%s)
 make -C "$src" O="$build" ARCH=x86_64 -j"$jobs" vmlinux bzImage 2>&1 |
   awk -v t0="$start" '
     / CC | LD | AR | AS / { n++; if (n % 250 == 0) { printf "[guest-kernel] %d objects, %ds\n", n, systime() - t0 > "/dev/stderr"; fflush("/dev/stderr") } }
-    /error|Error/ { print > "/dev/stderr" }
+    /error:|\*\*\*|Error [0-9]/ { print > "/dev/stderr" }
   '
 [ "${PIPESTATUS[0]}" -eq 0 ] || { say "kernel build failed"; exit 1; }
 cp "$build/vmlinux" "$build/arch/x86/boot/bzImage" "$out/"

@@ -52,6 +52,9 @@ pub enum Error {
     /// The KVM host box failed.
     #[error("host box: {0}")]
     HostBox(String),
+    /// The guest failed or ended without doing what was asked.
+    #[error("guest: {0}")]
+    Guest(String),
     /// Host I/O failed.
     #[error("{what}: {source}")]
     Io {

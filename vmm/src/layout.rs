@@ -106,7 +106,10 @@ pub fn ram_regions(ram_size: u64) -> Vec<(u64, u64)> {
     if ram_size <= MMIO32_START {
         vec![(0, ram_size)]
     } else {
-        vec![(0, MMIO32_START), (RAM_64BIT_START, ram_size - MMIO32_START)]
+        vec![
+            (0, MMIO32_START),
+            (RAM_64BIT_START, ram_size - MMIO32_START),
+        ]
     }
 }
 
@@ -125,7 +128,14 @@ mod tests {
         let r = ram_regions(4 << 30);
         assert_eq!(r, vec![(0, MMIO32_START), (RAM_64BIT_START, 1 << 30)]);
         assert_eq!(mmio64_aperture(4 << 30).0, 5 << 30);
-        assert!(ECAM_START + ECAM_SIZE <= IOAPIC_START);
-        assert_eq!(MMIO32_START + MMIO32_SIZE, ECAM_START);
+    }
+
+    // The 32-bit hole: aperture, then ECAM, then the APICs.
+    const _: () = assert!(MMIO32_START + MMIO32_SIZE == ECAM_START);
+    const _: () = assert!(ECAM_START + ECAM_SIZE <= IOAPIC_START);
+
+    #[test]
+    fn aperture_starts_on_a_gib_boundary() {
+        assert_eq!(mmio64_aperture(3 << 30).0 % MMIO64_ALIGN, 0);
     }
 }

@@ -1,1 +1,36 @@
-//! PCIe core.
+//! KVM-free PCIe core: addresses and config-access decoding, 4 KiB config
+//! space with writable and write-1-to-clear masks, BARs, capability chains,
+//! the [`PciFunction`] trait and a [`Segment`] that holds functions by address.
+//!
+//! Building a function: fill a [`Type0Header`], create a [`Type0Config`],
+//! declare BARs with [`Type0Config::add_bar`] and capabilities through
+//! [`ConfigSpace::add_capability`] / [`ConfigSpace::add_ext_capability`] or
+//! [`PciExpressCapability::add_to`], then forward the trait's config accesses
+//! to it.
+
+mod bar;
+mod bdf;
+mod capability;
+mod config_space;
+mod decode;
+mod error;
+mod function;
+mod header;
+mod pcie_cap;
+mod segment;
+mod type0;
+
+pub use bar::{Bar, BarKind, Bars};
+pub use bdf::Bdf;
+pub use capability::{
+    cap_id, capabilities, ext_cap_id, ext_capabilities, Capabilities, CapabilityRef,
+    ExtCapabilities, ExtCapabilityRef, EXT_CAP_END, EXT_CAP_START, STD_CAP_START,
+};
+pub use config_space::{ConfigSpace, Watch, CONFIG_SPACE_SIZE};
+pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
+pub use error::Error;
+pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
+pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};
+pub use pcie_cap::{pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
+pub use segment::Segment;
+pub use type0::{Type0Config, Type0Header};

@@ -1,0 +1,76 @@
+//! The one error type of `pcie-core`.
+
+use crate::{Bdf, PortType};
+
+/// Everything that can go wrong while building or populating PCI functions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A device number ≥ 32 or a function number ≥ 8.
+    #[error("invalid BDF: device {device} (must be < 32), function {function} (must be < 8)")]
+    InvalidBdf {
+        /// The rejected device number.
+        device: u8,
+        /// The rejected function number.
+        function: u8,
+    },
+    /// A function is already present at this address.
+    #[error("a function is already present at {0}")]
+    DuplicateFunction(Bdf),
+    /// Vendor ID 0x0000 or 0xFFFF: the OS would read the function as absent.
+    #[error("vendor ID {0:#06x} is reserved (reads as an absent function)")]
+    InvalidVendorId(u16),
+    /// A BAR index outside the header's BAR registers.
+    #[error("BAR index {index} out of range (this header has {count} BARs)")]
+    InvalidBarIndex {
+        /// The rejected index.
+        index: u8,
+        /// How many BAR registers the header has.
+        count: u8,
+    },
+    /// The BAR register (or, for a 64-bit BAR, its upper half) is already taken.
+    #[error("BAR {0} is already declared or is the upper half of a 64-bit BAR")]
+    BarInUse(u8),
+    /// A 64-bit BAR needs two registers; the last one cannot start one.
+    #[error("64-bit BAR {0} has no room for its upper half")]
+    BarNoUpperHalf(u8),
+    /// A BAR size that is not a power of two, or outside the range its kind allows.
+    #[error("invalid size {size:#x} for a {kind} BAR")]
+    InvalidBarSize {
+        /// The rejected size in bytes.
+        size: u64,
+        /// The BAR kind, for the message.
+        kind: &'static str,
+    },
+    /// A capability's writable mask is not the length of its body.
+    #[error("capability mask is {mask} bytes, body is {body}")]
+    MaskLength {
+        /// Body length in bytes.
+        body: usize,
+        /// Mask length in bytes.
+        mask: usize,
+    },
+    /// No room left in the standard (0x40..0x100) or extended (0x100..0x1000) area.
+    #[error("no room for a {len}-byte capability at {offset:#x} (area ends at {end:#x})")]
+    CapabilitySpaceFull {
+        /// Offset the capability would have started at.
+        offset: u16,
+        /// Its total length, header included.
+        len: usize,
+        /// First offset past the area.
+        end: u16,
+    },
+    /// An extended capability version does not fit in 4 bits.
+    #[error("extended capability version {0} does not fit in 4 bits")]
+    InvalidCapabilityVersion(u8),
+    /// A field value out of range for the register holding it.
+    #[error("{field} value {value} out of range")]
+    FieldOutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// The rejected value.
+        value: u64,
+    },
+    /// Only root ports and switch downstream ports have slots.
+    #[error("a {0:?} cannot have a slot")]
+    SlotNotAllowed(PortType),
+}

@@ -1,0 +1,116 @@
+//! The `PciFunction` trait every emulated function implements, and what a
+//! config write tells its owner.
+
+use std::ops::{BitOr, BitOrAssign};
+
+/// What a config-space write changed, so the owner can remap BARs, rebuild
+/// the routing snapshot or move eventfds. A small hand-written bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ConfigEffects(u8);
+
+impl ConfigEffects {
+    /// Nothing the owner needs to act on.
+    pub const NONE: Self = ConfigEffects(0);
+    /// A BAR register changed value.
+    pub const BARS: Self = ConfigEffects(1 << 0);
+    /// The command register changed value (decode enables, bus master, INTx disable).
+    pub const COMMAND: Self = ConfigEffects(1 << 1);
+    /// A bridge's bus numbers, windows or bridge control changed value.
+    pub const BRIDGE: Self = ConfigEffects(1 << 2);
+
+    /// True when no effect is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// True when every effect in `other` is also set in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// A BAR register changed.
+    pub const fn bars_changed(self) -> bool {
+        self.contains(Self::BARS)
+    }
+
+    /// The command register changed.
+    pub const fn command_changed(self) -> bool {
+        self.contains(Self::COMMAND)
+    }
+
+    /// Bridge bus numbers, windows or control changed.
+    pub const fn bridge_changed(self) -> bool {
+        self.contains(Self::BRIDGE)
+    }
+}
+
+impl BitOr for ConfigEffects {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        ConfigEffects(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for ConfigEffects {
+    fn bitor_assign(&mut self, rhs: Self) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// Kinds of reset a function can receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResetKind {
+    /// Power-on (cold) or warm reset of the whole platform: everything,
+    /// sticky bits included, returns to its initial value.
+    Fundamental,
+    /// Hot reset, e.g. a Secondary Bus Reset on the bridge above: like a
+    /// fundamental reset except that sticky bits are kept.
+    Hot,
+    /// Function Level Reset of this function only.
+    FunctionLevel,
+}
+
+/// One emulated PCI function, as seen by the fabric.
+///
+/// Offsets are into the function's 4 KiB config space or into one BAR;
+/// accesses are 1 to 4 bytes for config space, any length for BARs.
+pub trait PciFunction: Send {
+    /// Guest read of config space. Bytes past 4 KiB read 0xFF.
+    fn config_read(&self, offset: u16, data: &mut [u8]);
+
+    /// Guest write of config space. Returns what changed, so the owner can
+    /// remap BARs, slots and eventfds; the function performs no such side
+    /// effect itself.
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> ConfigEffects;
+
+    /// Guest (or peer) read of a BAR at `offset` from the BAR's base.
+    fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]);
+
+    /// Guest (or peer) write of a BAR at `offset` from the BAR's base.
+    fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]);
+
+    /// Returns the function to its post-reset state.
+    fn reset(&mut self, kind: ResetKind);
+}
+
+/// Reads a little-endian dword of a function's config space.
+pub fn config_read_u32<F: PciFunction + ?Sized>(function: &F, offset: u16) -> u32 {
+    let mut b = [0; 4];
+    function.config_read(offset, &mut b);
+    u32::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_combine() {
+        let mut e = ConfigEffects::NONE;
+        assert!(e.is_empty());
+        e |= ConfigEffects::BARS;
+        let e = e | ConfigEffects::BRIDGE;
+        assert!(e.bars_changed() && e.bridge_changed() && !e.command_changed());
+        assert!(e.contains(ConfigEffects::NONE));
+    }
+}

@@ -1,0 +1,110 @@
+//! Bad input gets one clear line on stderr and a non-zero exit, never a panic.
+//! None of these boot a guest.
+
+use p2pvm_tests::p2pvm;
+
+fn assert_one_line_error(args: &[&str], needle: &str) {
+    let r = p2pvm(args);
+    assert_ne!(r.code, 0, "{args:?} exited 0");
+    assert!(r.code > 0, "{args:?} died from a signal");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: stderr is not one line:\n{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: '{}' does not mention '{needle}'",
+        lines[0]
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+fn scratch(name: &str, body: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2pvm-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn missing_kernel() {
+    assert_one_line_error(
+        &["run", "--kernel", "/nonexistent/bzImage", "--exec", "true"],
+        "/nonexistent/bzImage",
+    );
+}
+
+#[test]
+fn file_that_is_not_a_kernel() {
+    let p = scratch("not-a-kernel", b"#!/bin/sh\necho hi\n");
+    assert_one_line_error(
+        &["run", "--kernel", p.to_str().unwrap(), "--exec", "true"],
+        "not a Linux kernel",
+    );
+}
+
+#[test]
+fn memory_too_small() {
+    assert_one_line_error(&["run", "--memory", "16M", "--exec", "true"], "too small");
+}
+
+#[test]
+fn memory_not_a_size() {
+    assert_one_line_error(&["run", "--memory", "lots", "--exec", "true"], "not a size");
+}
+
+#[test]
+fn unknown_option() {
+    assert_one_line_error(&["run", "--frobnicate"], "--frobnicate");
+}
+
+#[test]
+fn zero_cpus() {
+    assert_one_line_error(
+        &["run", "--cpus", "0", "--exec", "true"],
+        "between 1 and 64",
+    );
+}
+
+#[test]
+fn malformed_topology() {
+    let p = scratch(
+        "bad.toml",
+        b"[root_complex]\nvendor_id = 0x8086\ndevice_id = \"oops\"\n",
+    );
+    assert_one_line_error(
+        &["run", "--topology", p.to_str().unwrap(), "--exec", "true"],
+        "line 3",
+    );
+    let p = scratch(
+        "unknown.toml",
+        b"[root_complex]\nvendor_id = 1\ndevice_id = 2\n[gpu]\n",
+    );
+    assert_one_line_error(
+        &["run", "--topology", p.to_str().unwrap(), "--exec", "true"],
+        "gpu",
+    );
+    assert_one_line_error(
+        &["run", "--topology", "/nonexistent.toml", "--exec", "true"],
+        "/nonexistent.toml",
+    );
+}
+
+#[test]
+fn missing_initrd() {
+    assert_one_line_error(
+        &[
+            "run",
+            "--extra-initrd",
+            "/nonexistent.cpio",
+            "--exec",
+            "true",
+        ],
+        "/nonexistent.cpio",
+    );
+}

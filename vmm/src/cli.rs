@@ -1,0 +1,122 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// p2pvm: a VMM whose PCIe fabric routes peer-to-peer DMA like hardware.
+#[derive(Debug, Parser)]
+#[command(name = "p2pvm", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a guest.
+    Run(RunArgs),
+}
+
+/// Where the VM runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostArg {
+    /// Hardware KVM when present, else the KVM host box.
+    Auto,
+    /// This machine's /dev/kvm.
+    Kvm,
+    /// The KVM host box (QEMU TCG with nested SVM).
+    Box,
+}
+
+/// `p2pvm run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Guest kernel: ELF vmlinux or bzImage (default: the built guest kernel).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Initramfs archive; repeat to concatenate (default: the built guest initramfs).
+    #[arg(long)]
+    pub initrd: Vec<PathBuf>,
+    /// Archive appended after the initramfs in use; repeatable.
+    #[arg(long = "extra-initrd")]
+    pub extra_initrd: Vec<PathBuf>,
+    /// Topology file (TOML; default: the embedded default topology).
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Extra kernel command-line arguments, appended to p2pvm's own.
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Number of vCPUs (1-64).
+    #[arg(long, default_value_t = 1, value_parser = parse_cpus)]
+    pub cpus: u8,
+    /// Guest memory, e.g. 512M or 2G.
+    #[arg(long, default_value = "512M", value_parser = parse_size)]
+    pub memory: u64,
+    /// Run this command in the guest with /bin/sh -c, stream its output, exit with its status.
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Where the VM runs.
+    #[arg(long, value_enum, default_value_t = HostArg::Auto)]
+    pub host: HostArg,
+    /// Show the guest console on stderr (with --exec; it is always shown without).
+    #[arg(long)]
+    pub console: bool,
+    /// Set by p2pvm itself for the copy that runs inside the KVM host box.
+    #[arg(long, hide = true)]
+    pub in_box: bool,
+}
+
+/// Parses `--cpus`: 1 to 64.
+pub fn parse_cpus(s: &str) -> Result<u8, String> {
+    let n: u8 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of vCPUs"))?;
+    if !(1..=64).contains(&n) {
+        return Err(format!("{n} vCPUs: must be between 1 and 64"));
+    }
+    Ok(n)
+}
+
+/// Parses a size such as `512M`, `2G`, `1048576` (bytes) or `64MiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M or G)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5T").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn cpus() {
+        assert!(parse_cpus("0").is_err());
+        assert_eq!(parse_cpus("2"), Ok(2));
+        assert!(parse_cpus("65").is_err());
+        assert!(parse_cpus("-1").is_err());
+    }
+}

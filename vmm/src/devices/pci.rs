@@ -1,0 +1,121 @@
+//! The CPU's two ways into PCI configuration space: the ECAM window (MCFG)
+//! and the legacy 0xCF8/0xCFC mechanism. Both forward to the fabric's
+//! configuration bus, which answers all ones for absent functions.
+
+use std::sync::{Arc, Mutex};
+
+use pcie_core::{cf8_decode, ecam_decode, Bdf, Segment};
+use vm_device::bus::{MmioAddress, MmioAddressOffset, PioAddress, PioAddressOffset};
+use vm_device::{MutDeviceMmio, MutDevicePio};
+
+/// The fabric's configuration space, shared by both access mechanisms.
+pub type SharedConfigBus = Arc<Mutex<Segment>>;
+
+fn access(
+    bus: &SharedConfigBus,
+    target: Option<(Bdf, u16)>,
+    data: &mut [u8],
+    write: Option<&[u8]>,
+) {
+    let Some((bdf, reg)) = target else {
+        data.fill(0xff);
+        return;
+    };
+    let mut bus = bus.lock().unwrap_or_else(|p| p.into_inner());
+    match write {
+        Some(w) => {
+            let effects = bus.config_write(bdf, reg, w);
+            if !effects.is_empty() {
+                log::trace!("config write {bdf} {reg:#x}: {effects:?}");
+            }
+        }
+        None => bus.config_read(bdf, reg, data),
+    }
+}
+
+/// Valid config accesses are 1, 2 or 4 bytes and naturally aligned.
+fn aligned(offset: u64, len: usize) -> bool {
+    matches!(len, 1 | 2 | 4) && offset.is_multiple_of(len as u64)
+}
+
+/// The memory-mapped enhanced configuration access mechanism.
+pub struct Ecam {
+    bus: SharedConfigBus,
+}
+
+impl Ecam {
+    /// ECAM in front of `bus`.
+    pub fn new(bus: SharedConfigBus) -> Self {
+        Ecam { bus }
+    }
+}
+
+impl MutDeviceMmio for Ecam {
+    fn mmio_read(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
+        if !aligned(offset, data.len()) {
+            data.fill(0xff);
+            return;
+        }
+        access(&self.bus, ecam_decode(offset), data, None);
+    }
+
+    fn mmio_write(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
+        if aligned(offset, data.len()) {
+            access(&self.bus, ecam_decode(offset), &mut [], Some(data));
+        }
+    }
+}
+
+/// Configuration mechanism #1: address latch at 0xCF8, data window at 0xCFC.
+pub struct ConfigIo {
+    bus: SharedConfigBus,
+    address: u32,
+}
+
+impl ConfigIo {
+    /// 0xCF8/0xCFC in front of `bus`; registered over ports 0xCF8..=0xCFF.
+    pub fn new(bus: SharedConfigBus) -> Self {
+        ConfigIo { bus, address: 0 }
+    }
+
+    fn target(&self, byte: u16) -> Option<(Bdf, u16)> {
+        cf8_decode(self.address).map(|(bdf, reg)| (bdf, reg + byte))
+    }
+}
+
+impl MutDevicePio for ConfigIo {
+    fn pio_read(&mut self, _base: PioAddress, offset: PioAddressOffset, data: &mut [u8]) {
+        match offset {
+            0..=3 => {
+                let bytes = self.address.to_le_bytes();
+                for (i, d) in data.iter_mut().enumerate() {
+                    *d = bytes.get(offset as usize + i).copied().unwrap_or(0xff);
+                }
+            }
+            4..=7 if aligned(u64::from(offset - 4), data.len()) => {
+                let t = self.target(offset - 4);
+                access(&self.bus, t, data, None);
+            }
+            _ => data.fill(0xff),
+        }
+    }
+
+    fn pio_write(&mut self, _base: PioAddress, offset: PioAddressOffset, data: &[u8]) {
+        match offset {
+            0..=3 => {
+                let mut bytes = self.address.to_le_bytes();
+                for (i, d) in data.iter().enumerate() {
+                    if let Some(b) = bytes.get_mut(offset as usize + i) {
+                        *b = *d;
+                    }
+                }
+                self.address = u32::from_le_bytes(bytes);
+            }
+            4..=7 if aligned(u64::from(offset - 4), data.len()) => {
+                let t = self.target(offset - 4);
+                access(&self.bus, t, &mut [], Some(data));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The default guest images, built on first use by the scripts in
+//! `guest-images/` and cached under `~/.cache/p2pvm`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// The `guest-images/` directory: `$P2PVM_GUEST_IMAGES`, else the one in
+/// the source tree this binary was built from.
+pub fn images_dir() -> PathBuf {
+    std::env::var_os("P2PVM_GUEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-images"))
+}
+
+/// Runs a build script (progress on our stderr) and returns the path it
+/// prints on its last line of stdout.
+fn run_script(script: &str) -> Result<PathBuf> {
+    let path = images_dir().join(script);
+    if !path.exists() {
+        return Err(Error::Images(format!(
+            "{} not found; set P2PVM_GUEST_IMAGES to the guest-images directory",
+            path.display()
+        )));
+    }
+    let out = Command::new("bash")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(format!("running {}", path.display()), e))?;
+    if !out.status.success() {
+        return Err(Error::Images(format!("{script} failed ({})", out.status)));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("").trim();
+    if last.is_empty() {
+        return Err(Error::Images(format!("{script} printed no path")));
+    }
+    Ok(PathBuf::from(last))
+}
+
+/// The default guest kernel (bzImage), building it if needed.
+pub fn default_kernel() -> Result<PathBuf> {
+    let dir = run_script("build-kernel.sh")?;
+    Ok(dir.join("bzImage"))
+}
+
+/// The default initramfs, building it if needed.
+pub fn default_initrd() -> Result<PathBuf> {
+    run_script("build-initramfs.sh")
+}

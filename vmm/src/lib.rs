@@ -1,0 +1,19 @@
+//! p2pvm: a rust-vmm virtual machine monitor with a PCIe fabric in which
+//! peer-to-peer DMA is routed the way hardware routes it.
+
+pub mod acpi;
+pub mod boot;
+pub mod cli;
+pub mod console;
+pub mod cpu;
+pub mod devices;
+pub mod error;
+pub mod hostbox;
+pub mod images;
+pub mod initrd;
+pub mod layout;
+pub mod run;
+pub mod topology;
+pub mod vm;
+
+pub use error::{Error, Result};

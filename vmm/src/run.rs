@@ -1,0 +1,219 @@
+//! `p2pvm run`: validate the request, pick the host, and boot the guest.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pcie_core::{Bdf, Segment};
+use pcie_switch::{HostBridge, HostBridgeConfig};
+
+use crate::cli::{HostArg, RunArgs};
+use crate::console::RawTerminal;
+use crate::devices::VmExit;
+use crate::error::{Error, Result};
+use crate::hostbox::{self, BoxConfig, HostChoice, HostKind};
+use crate::layout::MIN_MEMORY;
+use crate::topology::Topology;
+use crate::vm::{self, VmConfig};
+use crate::{boot, images, initrd};
+
+/// Largest guest RAM we accept.
+const MAX_MEMORY: u64 = 256 << 30;
+/// Extra RAM the KVM host box needs beyond the guest's.
+const BOX_HEADROOM_MIB: u64 = 768;
+/// Console lines shown when the guest fails.
+const TAIL_LINES: usize = 40;
+
+/// p2pvm's own kernel arguments; the user's `--cmdline` follows them.
+pub fn base_cmdline(exec: bool) -> String {
+    let mut c = String::from("console=ttyS0 reboot=k panic=-1");
+    if exec {
+        // The console is only kept for error reports; printing costs exits.
+        c.push_str(" quiet");
+    }
+    c
+}
+
+/// Runs `p2pvm run` and returns the process exit status.
+pub fn run(args: RunArgs) -> Result<i32> {
+    if args.memory < MIN_MEMORY {
+        return Err(Error::Usage(format!(
+            "--memory {} MiB is too small: the guest needs at least {} MiB",
+            args.memory >> 20,
+            MIN_MEMORY >> 20
+        )));
+    }
+    if args.memory > MAX_MEMORY {
+        return Err(Error::Usage(format!(
+            "--memory {} GiB is more than the {} GiB p2pvm supports",
+            args.memory >> 30,
+            MAX_MEMORY >> 30
+        )));
+    }
+    let topology = Topology::load(args.topology.as_deref())?;
+    // Building the fabric validates the topology before anything slow runs.
+    let fabric = config_bus(&topology)?;
+    if let Some(k) = &args.kernel {
+        boot::kernel_format(k)?;
+    }
+    for p in args.initrd.iter().chain(&args.extra_initrd) {
+        initrd::check(p)?;
+    }
+
+    let choice = match args.host {
+        HostArg::Auto => HostChoice::Auto,
+        HostArg::Kvm => HostChoice::Kvm,
+        HostArg::Box => HostChoice::Box,
+    };
+    let (kind, reason) = hostbox::detect(choice)?;
+    if args.in_box {
+        log::debug!("{reason}");
+    } else {
+        log::info!("{reason}");
+    }
+
+    let kernel = match &args.kernel {
+        Some(k) => k.clone(),
+        None => images::default_kernel()?,
+    };
+    let initrds = if args.initrd.is_empty() {
+        vec![images::default_initrd()?]
+    } else {
+        args.initrd.clone()
+    };
+
+    match kind {
+        HostKind::Box => {
+            let exe = std::env::current_exe().map_err(|e| Error::io("locating p2pvm", e))?;
+            let inner = inner_args(&args, &kernel, &initrds);
+            let cfg = BoxConfig {
+                cpus: args.cpus,
+                memory_mib: (args.memory >> 20) + BOX_HEADROOM_MIB,
+                interactive: args.exec.is_none(),
+            };
+            hostbox::run_in_box(&exe, &inner, &cfg)
+        }
+        HostKind::Kvm => run_kvm(&args, fabric, kernel, &initrds),
+    }
+}
+
+/// The arguments for the p2pvm that runs inside the box, on its real KVM.
+fn inner_args(
+    args: &RunArgs,
+    kernel: &std::path::Path,
+    initrds: &[PathBuf],
+) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec!["run".into(), "--kernel".into(), kernel.into()];
+    for i in initrds {
+        v.extend(["--initrd".into(), i.into()]);
+    }
+    for i in &args.extra_initrd {
+        v.extend(["--extra-initrd".into(), i.into()]);
+    }
+    if let Some(t) = &args.topology {
+        v.extend(["--topology".into(), t.into()]);
+    }
+    if let Some(c) = &args.cmdline {
+        v.extend(["--cmdline".into(), c.into()]);
+    }
+    v.extend([
+        "--cpus".into(),
+        args.cpus.to_string().into(),
+        "--memory".into(),
+        args.memory.to_string().into(),
+        "--host".into(),
+        "kvm".into(),
+        "--in-box".into(),
+    ]);
+    if let Some(e) = &args.exec {
+        v.extend(["--exec".into(), e.into()]);
+    }
+    if args.console {
+        v.push("--console".into());
+    }
+    v
+}
+
+fn config_bus(topology: &Topology) -> Result<Arc<Mutex<Segment>>> {
+    let rc = &topology.root_complex;
+    let err = |msg: String| Error::Topology {
+        path: "[root_complex]".into(),
+        msg,
+    };
+    let mut bus = Segment::new();
+    let bridge = HostBridge::new(HostBridgeConfig {
+        vendor_id: rc.vendor_id,
+        device_id: rc.device_id,
+        revision_id: rc.revision,
+        subsystem_vendor_id: rc.subsystem_vendor_id.unwrap_or(rc.vendor_id),
+        subsystem_id: rc.subsystem_id.unwrap_or(rc.device_id),
+    })
+    .map_err(|e| err(e.to_string()))?;
+    let bdf = Bdf::new(0, 0, 0).map_err(|e| err(e.to_string()))?;
+    bus.insert(bdf, Box::new(bridge))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Arc::new(Mutex::new(bus)))
+}
+
+fn run_kvm(
+    args: &RunArgs,
+    fabric: Arc<Mutex<Segment>>,
+    kernel: PathBuf,
+    initrds: &[PathBuf],
+) -> Result<i32> {
+    let mut extra = Vec::new();
+    if let Some(cmd) = &args.exec {
+        extra.push(initrd::exec_archive(cmd));
+    }
+    let mut archives = initrds.to_vec();
+    archives.extend(args.extra_initrd.iter().cloned());
+    let initrd = initrd::concat(&archives, &extra)?;
+    let mut cmdline = base_cmdline(args.exec.is_some());
+    if let Some(c) = &args.cmdline {
+        cmdline.push(' ');
+        cmdline.push_str(c);
+    }
+    let interactive = args.exec.is_none();
+    let console_echo: Option<Arc<Mutex<dyn Write + Send>>> = if interactive {
+        Some(Arc::new(Mutex::new(std::io::stdout())))
+    } else if args.console {
+        Some(Arc::new(Mutex::new(std::io::stderr())))
+    } else {
+        None
+    };
+    let _raw = interactive.then(RawTerminal::enter);
+    let outcome = vm::run(VmConfig {
+        cpus: args.cpus,
+        memory: args.memory,
+        kernel,
+        initrd,
+        cmdline,
+        config_bus: fabric,
+        interactive,
+        console_echo,
+    })?;
+    let tail = || outcome.console.last_lines(TAIL_LINES);
+    match (&outcome.exit, args.exec.is_some(), outcome.agent.status) {
+        (VmExit::Error(m), _, _) => Err(Error::Guest(format!(
+            "{m}\n--- last console lines ---\n{}",
+            tail()
+        ))),
+        (_, true, Some(status)) => Ok(status),
+        (exit, true, None) => {
+            let why = if outcome.agent.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (agent: {})", outcome.agent.errors.join("; "))
+            };
+            Err(Error::Guest(format!(
+                "the guest ended ({exit:?}) before the command reported its status{why}\n--- last console lines ---\n{}",
+                tail()
+            )))
+        }
+        (VmExit::Reboot, false, _) => {
+            log::info!("guest rebooted; p2pvm stops");
+            Ok(0)
+        }
+        (_, false, _) => Ok(0),
+    }
+}
