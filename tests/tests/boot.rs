@@ -26,7 +26,7 @@ fn lspci_shows_the_topology_host_bridge_and_our_cmdline() {
 fn two_vcpus_memory_ecam_and_extended_config_space() {
     let script = "echo '=== nproc ==='; nproc; \
                   echo '=== meminfo ==='; grep MemTotal /proc/meminfo; \
-                  echo '=== dmesg ==='; dmesg | grep -iE 'mmconfig|ecam'; \
+                  echo '=== dmesg ==='; dmesg | grep -iE 'mmconfig|ecam|_OSC'; \
                   echo '=== iomem ==='; cat /proc/iomem; \
                   echo '=== xxxx ==='; lspci -s 00:00.0 -xxxx";
     let r = guest(&["--cpus", "2", "--memory", "768M"], script);
@@ -47,7 +47,23 @@ fn two_vcpus_memory_ecam_and_extended_config_space() {
     // Linux found ECAM through MCFG and trusts it.
     let dmesg = section(&r.stdout, "dmesg");
     assert!(
-        dmesg.contains("MMCONFIG for domain 0000 [bus 00-ff] at [mem 0xe0000000-0xefffffff]"),
+        dmesg
+            .lines()
+            .any(|l| l.contains("PCI: ECAM [mem 0xe0000000-0xefffffff]")
+                && l.contains("for domain 0000 [bus 00-ff]")),
+        "{dmesg}"
+    );
+    assert!(
+        dmesg.contains("PCI: ECAM [mem 0xe0000000-0xefffffff] reserved as E820 entry"),
+        "{dmesg}"
+    );
+    // Our _OSC hands the OS native control of the PCIe services.
+    assert!(
+        dmesg
+            .lines()
+            .any(|l| l.contains("PNP0A08:00: _OSC: OS now controls [")
+                && l.contains("AER")
+                && l.contains("PCIeCapability")),
         "{dmesg}"
     );
     let iomem = section(&r.stdout, "iomem");
@@ -64,7 +80,13 @@ fn two_vcpus_memory_ecam_and_extended_config_space() {
     let dump = section(&r.stdout, "xxxx");
     let rows = dump
         .lines()
-        .filter(|l| l.len() > 4 && l.as_bytes()[3] == b':')
+        .filter(|l| {
+            l.split_once(':').is_some_and(|(off, rest)| {
+                (2..=3).contains(&off.len())
+                    && off.chars().all(|c| c.is_ascii_hexdigit())
+                    && rest.starts_with(' ')
+            })
+        })
         .count();
     assert_eq!(rows, 256, "{dump}");
     assert!(dump.lines().any(|l| l.starts_with("ff0:")));

@@ -19,8 +19,6 @@ use crate::{boot, images, initrd};
 
 /// Largest guest RAM we accept.
 const MAX_MEMORY: u64 = 256 << 30;
-/// Extra RAM the KVM host box needs beyond the guest's.
-const BOX_HEADROOM_MIB: u64 = 768;
 /// Console lines shown when the guest fails.
 const TAIL_LINES: usize = 40;
 
@@ -88,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             let inner = inner_args(&args, &kernel, &initrds);
             let cfg = BoxConfig {
                 cpus: args.cpus,
-                memory_mib: (args.memory >> 20) + BOX_HEADROOM_MIB,
+                memory_mib: (args.memory >> 20) + hostbox::BOX_MEMORY_HEADROOM_MIB,
                 interactive: args.exec.is_none(),
             };
             hostbox::run_in_box(&exe, &inner, &cfg)

@@ -91,6 +91,8 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         &cfg.cmdline,
         rsdp,
     )?;
+    // The archives now live in guest RAM; give the host copy back.
+    drop(cfg.initrd);
     log::debug!("kernel {:?} entry {:#x}", kernel.format, kernel.entry);
 
     let (exit_tx, exit_rx) = mpsc::channel();

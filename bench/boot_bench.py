@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Boot benchmark: p2pvm vs QEMU q35 (SeaBIOS), same kernel, same initramfs,
+same command line, same KVM, run alternately, median of N runs.
+
+Measured per run (wall clock, from process start):
+  init  - the guest's /init reached userspace: the agent's banner
+          "p2pvm-agent: running command" appears on the console;
+  exit  - the VMM process exited after the guest ran `true` and powered off.
+For p2pvm it also records the VMM's resident memory beyond guest RAM
+(sum of Rss over /proc/PID/smaps minus the guest RAM mappings), sampled
+while the guest runs.
+
+Run it where /dev/kvm is real KVM (on PVM machines: inside the KVM host box,
+see bench/run.sh).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+MARKER = b"p2pvm-agent: running command"
+CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet"
+
+
+def exec_archive(tmp, command):
+    """A newc archive holding /p2pvm/exec, made with the cpio tool."""
+    root = os.path.join(tmp, "root")
+    os.makedirs(os.path.join(root, "p2pvm"), exist_ok=True)
+    with open(os.path.join(root, "p2pvm", "exec"), "w") as f:
+        f.write(command)
+    out = os.path.join(tmp, "exec.cpio")
+    subprocess.run(
+        f"cd {root} && printf 'p2pvm\\np2pvm/exec\\n' | cpio -o -H newc --quiet > {out}",
+        shell=True, check=True)
+    return out
+
+
+def vmm_rss_beyond_ram(pid, ram_bytes):
+    """KiB resident in the VMM process, not counting guest RAM mappings."""
+    total = 0
+    size = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "Size:":
+                    size = int(parts[1]) * 1024
+                elif parts and parts[0] == "Rss:" and size is not None:
+                    if size < min(ram_bytes, 64 << 20):
+                        total += int(parts[1])
+    except OSError:
+        return None
+    return total
+
+
+def timed_run(argv, console_stream, ram_bytes=None):
+    """Runs argv; returns (t_init, t_exit, rss_kib) in seconds/KiB."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t_init = [None]
+    rss = [None]
+    stream = p.stdout if console_stream == "stdout" else p.stderr
+    other = p.stderr if console_stream == "stdout" else p.stdout
+
+    def drain_other():
+        other.read()
+
+    def watch():
+        buf = b""
+        while True:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                return
+            buf = (buf + chunk)[-4096:]
+            if t_init[0] is None and MARKER in buf:
+                t_init[0] = time.monotonic() - t0
+                if ram_bytes:
+                    rss[0] = vmm_rss_beyond_ram(p.pid, ram_bytes)
+
+    threads = [threading.Thread(target=watch), threading.Thread(target=drain_other)]
+    for t in threads:
+        t.start()
+    code = p.wait()
+    t_exit = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    if code != 0:
+        raise SystemExit(f"{argv[0]} exited {code}")
+    if t_init[0] is None:
+        raise SystemExit(f"{argv[0]}: never saw the /init marker")
+    return t_init[0], t_exit, rss[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p2pvm", required=True)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--memory-mib", type=int, default=512)
+    ap.add_argument("--json", help="write results here")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="p2pvm-bench-")
+    exec_cpio = exec_archive(tmp, "true")
+    combined = os.path.join(tmp, "combined.cpio")
+    with open(combined, "wb") as out:
+        for part in (a.initrd, exec_cpio):
+            data = open(part, "rb").read()
+            out.write(data)
+            out.write(b"\0" * (-len(data) % 4))
+
+    p2pvm = [a.p2pvm, "run", "--host", "kvm", "--kernel", a.kernel,
+             "--initrd", a.initrd, "--memory", f"{a.memory_mib}M",
+             "--console", "--exec", "true"]
+    qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host",
+            "-m", f"{a.memory_mib}M", "-smp", "1", "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot", "-kernel", a.kernel, "-initrd", combined,
+            "-append", CMDLINE, "-serial", "stdio", "-serial", "null"]
+
+    res = {"p2pvm": [], "qemu": []}
+    for i in range(a.runs):
+        res["p2pvm"].append(timed_run(p2pvm, "stderr", a.memory_mib << 20))
+        res["qemu"].append(timed_run(qemu, "stdout"))
+        print(f"run {i + 1}/{a.runs}: p2pvm init {res['p2pvm'][-1][0]:.3f}s exit "
+              f"{res['p2pvm'][-1][1]:.3f}s | qemu init {res['qemu'][-1][0]:.3f}s exit "
+              f"{res['qemu'][-1][1]:.3f}s", file=sys.stderr, flush=True)
+
+    def med(name, idx):
+        vals = [r[idx] for r in res[name] if r[idx] is not None]
+        return statistics.median(vals) if vals else None
+
+    summary = {
+        "runs": a.runs,
+        "memory_mib": a.memory_mib,
+        "cmdline": CMDLINE,
+        "p2pvm_init_s": med("p2pvm", 0),
+        "p2pvm_exit_s": med("p2pvm", 1),
+        "qemu_q35_init_s": med("qemu", 0),
+        "qemu_q35_exit_s": med("qemu", 1),
+        "p2pvm_vmm_rss_beyond_ram_kib": med("p2pvm", 2),
+        "raw": res,
+    }
+    summary["init_speedup"] = summary["qemu_q35_init_s"] / summary["p2pvm_init_s"]
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
