@@ -1,7 +1,9 @@
 //! Bad input gets one clear line on stderr and a non-zero exit, never a panic.
 //! None of these boot a guest.
 
-use p2pvm_tests::p2pvm;
+mod common;
+
+use common::p2pvm;
 
 fn assert_one_line_error(args: &[&str], needle: &str) {
     let r = p2pvm(args);

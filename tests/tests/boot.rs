@@ -1,7 +1,9 @@
 //! Boot tier: boot the real guest kernel and initramfs under p2pvm (on
 //! hardware KVM, or inside the KVM host box) and check what Linux reports.
 
-use p2pvm_tests::{guest, section};
+mod common;
+
+use common::{guest, section};
 
 #[test]
 fn lspci_shows_the_topology_host_bridge_and_our_cmdline() {
@@ -129,5 +131,20 @@ fn extra_initrd_files_appear_in_the_guest() {
     assert_eq!(
         r.stdout,
         "hello from the host\nscript ran with 42\n/sbin/p2pvm-agent\n"
+    );
+}
+
+#[test]
+fn guest_reboot_before_the_command_finishes_is_an_error() {
+    // The guest resets (i8042, reboot=k) before the agent reports a status:
+    // p2pvm must say so and fail, not hang or claim success.
+    let r = guest(&[], "echo rebooting; reboot -f");
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("rebooting"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("the guest ended (Reboot) before the command reported its status"),
+        "{}",
+        r.stderr
     );
 }

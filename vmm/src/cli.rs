@@ -18,6 +18,26 @@ pub struct Cli {
 pub enum Command {
     /// Boot a guest.
     Run(RunArgs),
+    /// Run a host program where p2pvm runs its VMs: directly on hardware
+    /// KVM, or inside the KVM host box (for side-by-side benchmarks).
+    HostRun(HostRunArgs),
+}
+
+/// `p2pvm host-run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostRunArgs {
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = HostArg::Auto)]
+    pub host: HostArg,
+    /// vCPUs of the box.
+    #[arg(long, default_value_t = 2, value_parser = parse_cpus)]
+    pub cpus: u8,
+    /// RAM of the box, e.g. 2G.
+    #[arg(long, default_value = "2G", value_parser = parse_size)]
+    pub memory: u64,
+    /// The program and its arguments.
+    #[arg(required = true, last = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Where the VM runs.

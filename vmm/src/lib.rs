@@ -7,6 +7,7 @@ pub mod cli;
 pub mod console;
 pub mod cpu;
 pub mod devices;
+pub mod entry;
 pub mod error;
 pub mod hostbox;
 pub mod images;

@@ -1,55 +1,5 @@
 //! The `p2pvm` command.
 
-use std::io::Write;
-
-use clap::Parser;
-use p2pvm::cli::{Cli, Command};
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|f, r| writeln!(f, "p2pvm: {}", r.args()))
-        .init();
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                std::process::exit(
-                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        2
-                    } else {
-                        0
-                    },
-                );
-            }
-            // One line: clap's first line names the problem.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "p2pvm: {} (see 'p2pvm --help')",
-                first.trim_start_matches("error: ")
-            );
-            std::process::exit(2);
-        }
-    };
-    let code = match cli.command {
-        Command::Run(args) => match p2pvm::run::run(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("p2pvm: error: {e}");
-                match e {
-                    p2pvm::Error::Usage(_) => 2,
-                    _ => 1,
-                }
-            }
-        },
-    };
-    let _ = std::io::stdout().flush();
-    std::process::exit(code);
+    p2pvm::entry::main()
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use pcie_core::{Bdf, Segment};
 use pcie_switch::{HostBridge, HostBridgeConfig};
 
-use crate::cli::{HostArg, RunArgs};
+use crate::cli::{HostArg, HostRunArgs, RunArgs};
 use crate::console::RawTerminal;
 use crate::devices::VmExit;
 use crate::error::{Error, Result};
@@ -30,6 +30,55 @@ pub fn base_cmdline(exec: bool) -> String {
         c.push_str(" quiet");
     }
     c
+}
+
+fn host_choice(h: HostArg) -> HostChoice {
+    match h {
+        HostArg::Auto => HostChoice::Auto,
+        HostArg::Kvm => HostChoice::Kvm,
+        HostArg::Box => HostChoice::Box,
+    }
+}
+
+/// Runs `p2pvm host-run` and returns the program's exit status.
+pub fn host_run(args: HostRunArgs) -> Result<i32> {
+    let (kind, reason) = hostbox::detect(host_choice(args.host))?;
+    log::info!("{reason}");
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::Usage("host-run needs a program to run".into()))?;
+    match kind {
+        HostKind::Kvm => {
+            let status = std::process::Command::new(program)
+                .args(rest)
+                .status()
+                .map_err(|e| Error::io(format!("running {}", program.to_string_lossy()), e))?;
+            Ok(status.code().unwrap_or(128))
+        }
+        HostKind::Box => {
+            let program = resolve_program(std::path::Path::new(program))?;
+            let cfg = BoxConfig {
+                cpus: args.cpus,
+                memory_mib: args.memory >> 20,
+                interactive: false,
+            };
+            hostbox::run_in_box(&program, rest, &cfg)
+        }
+    }
+}
+
+/// The box runs programs by path: look bare names up in PATH.
+fn resolve_program(p: &std::path::Path) -> Result<PathBuf> {
+    if p.components().count() > 1 {
+        return Ok(p.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(p))
+        .find(|c| c.is_file())
+        .ok_or_else(|| Error::Usage(format!("{} not found in PATH", p.display())))
 }
 
 /// Runs `p2pvm run` and returns the process exit status.
@@ -58,12 +107,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         initrd::check(p)?;
     }
 
-    let choice = match args.host {
-        HostArg::Auto => HostChoice::Auto,
-        HostArg::Kvm => HostChoice::Kvm,
-        HostArg::Box => HostChoice::Box,
-    };
-    let (kind, reason) = hostbox::detect(choice)?;
+    let (kind, reason) = hostbox::detect(host_choice(args.host))?;
     if args.in_box {
         log::debug!("{reason}");
     } else {

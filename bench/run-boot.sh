@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Boot benchmark: p2pvm vs QEMU q35 + SeaBIOS on the same kernel, initramfs,
+# command line and KVM (inside the KVM host box on machines without
+# VT-x/AMD-V). Writes bench/results/boot-<date>.json and prints a summary.
+#   bench/run-boot.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+cargo build --release -p p2pvm >&2
+kernel=$(bash guest-images/build-kernel.sh)/bzImage
+initrd=$(bash guest-images/build-initramfs.sh)
+out="bench/results/boot-$(date -u +%Y%m%d-%H%M%S).json"
+# Debian's own python3: the box runs host binaries, and shims are slow there.
+./target/release/p2pvm host-run --cpus 2 --memory 2G -- /usr/bin/python3 bench/boot_bench.py \
+  --p2pvm "$PWD/target/release/p2pvm" --kernel "$kernel" --initrd "$initrd" \
+  --runs "$runs" --json "$out"
+echo "results: $out" >&2

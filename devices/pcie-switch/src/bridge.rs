@@ -1,0 +1,292 @@
+//! [`PciBridge`]: the Type-1 function behind root ports, switch upstream
+//! ports and switch downstream ports.
+
+use std::ops::RangeInclusive;
+
+use pcie_core::{
+    pcie_reg, reg, Bars, ConfigEffects, ConfigSpace, PciExpressCapability, PciFunction,
+    ResetKind, Watch,
+};
+
+use crate::acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
+use crate::type1::{bridge_control, type1_reg};
+use crate::{acs, aer, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
+
+/// Presence Detect State in Slot Status.
+const PRESENCE_DETECT_STATE: u16 = 1 << 6;
+
+/// Where a bridge's capabilities sit in its config space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CapabilityOffsets {
+    /// Power Management capability.
+    pub power_management: u16,
+    /// MSI capability.
+    pub msi: u16,
+    /// PCI Express capability.
+    pub pci_express: u16,
+    /// AER extended capability, when configured.
+    pub aer: Option<u16>,
+    /// ACS extended capability, when configured.
+    pub acs: Option<u16>,
+}
+
+/// A PCI-to-PCI bridge (Type-1 header, class 06/04/00) playing one of the
+/// three PCIe port roles; see the crate documentation for its config space.
+#[derive(Debug, Clone)]
+pub struct PciBridge {
+    config: BridgeConfig,
+    space: ConfigSpace,
+    power_on: ConfigSpace,
+    bars: Bars,
+    caps: CapabilityOffsets,
+    child_present: bool,
+}
+
+impl PciBridge {
+    /// Validates `config` and builds the port in its power-on state, with no
+    /// child present.
+    pub fn new(config: BridgeConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let mut space = ConfigSpace::new();
+        type1::apply_header(&mut space, &config)?;
+        let power_management = std_caps::add_power_management(&mut space)?;
+        let msi = std_caps::add_msi(&mut space)?;
+        let mut pcie = PciExpressCapability::new(config.kind.port_type())
+            .link(config.link_speed, config.link_width()?)
+            .port_number(config.port_number);
+        if let Some(slot) = config.slot {
+            pcie = pcie.slot(slot);
+        }
+        let pci_express = pcie.add_to(&mut space)?;
+        let root = config.kind == PortKind::RootPort;
+        let aer = match config.aer {
+            true => Some(aer::add(&mut space, root)?),
+            false => None,
+        };
+        let acs = match &config.acs {
+            Some(a) => Some(acs::add(&mut space, a)?),
+            None => None,
+        };
+        let mut bridge = PciBridge {
+            config,
+            power_on: ConfigSpace::new(),
+            space,
+            bars: Bars::new(Bars::TYPE1_COUNT),
+            caps: CapabilityOffsets {
+                power_management,
+                msi,
+                pci_express,
+                aer,
+                acs,
+            },
+            child_present: false,
+        };
+        bridge.reflect_presence();
+        bridge.power_on = bridge.space.clone();
+        Ok(bridge)
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &BridgeConfig {
+        &self.config
+    }
+
+    /// Root port, switch upstream port or switch downstream port.
+    pub fn kind(&self) -> PortKind {
+        self.config.kind
+    }
+
+    /// Port number from Link Capabilities.
+    pub fn port_number(&self) -> u8 {
+        self.config.port_number
+    }
+
+    /// Where each capability sits.
+    pub fn capability_offsets(&self) -> CapabilityOffsets {
+        self.caps
+    }
+
+    /// Its config space, read-only (for dumps and the topology printer).
+    pub fn space(&self) -> &ConfigSpace {
+        &self.space
+    }
+
+    /// Primary bus number.
+    pub fn primary_bus(&self) -> u8 {
+        self.space.u8_at(type1_reg::PRIMARY_BUS)
+    }
+
+    /// Secondary bus number: the bus directly below the bridge.
+    pub fn secondary_bus(&self) -> u8 {
+        self.space.u8_at(type1_reg::SECONDARY_BUS)
+    }
+
+    /// Subordinate bus number: the highest bus below the bridge.
+    pub fn subordinate_bus(&self) -> u8 {
+        self.space.u8_at(type1_reg::SUBORDINATE_BUS)
+    }
+
+    /// The command register (Memory/I/O Space Enable gate forwarding down,
+    /// Bus Master Enable gates forwarding up).
+    pub fn command(&self) -> u16 {
+        self.space.u16_at(reg::COMMAND)
+    }
+
+    /// The bridge control register.
+    pub fn bridge_control(&self) -> u16 {
+        self.space.u16_at(type1_reg::BRIDGE_CONTROL)
+    }
+
+    /// Whether Secondary Bus Reset is asserted: the owner holds everything
+    /// below in hot reset until it clears.
+    pub fn secondary_bus_reset(&self) -> bool {
+        self.bridge_control() & bridge_control::SECONDARY_BUS_RESET != 0
+    }
+
+    /// The programmed I/O window (bus addresses, inclusive); `None` when
+    /// base > limit. Forwarding also needs I/O Space Enable.
+    pub fn io_window(&self) -> Option<RangeInclusive<u64>> {
+        type1::io_window(&self.space)
+    }
+
+    /// The programmed non-prefetchable memory window; `None` when base >
+    /// limit. Forwarding also needs Memory Space Enable.
+    pub fn memory_window(&self) -> Option<RangeInclusive<u64>> {
+        type1::memory_window(&self.space)
+    }
+
+    /// The programmed 64-bit prefetchable memory window; `None` when base >
+    /// limit. Forwarding also needs Memory Space Enable.
+    pub fn prefetchable_window(&self) -> Option<RangeInclusive<u64>> {
+        type1::prefetchable_window(&self.space)
+    }
+
+    /// The ACS Capability register, if the port has ACS.
+    pub fn acs_capability(&self) -> Option<u16> {
+        let off = self.caps.acs?;
+        Some(self.space.u16_at(off + acs_reg::CAPABILITY))
+    }
+
+    /// The current ACS Control register, if the port has ACS.
+    pub fn acs_control(&self) -> Option<u16> {
+        let off = self.caps.acs?;
+        Some(self.space.u16_at(off + acs_reg::CONTROL))
+    }
+
+    /// The current egress control vector (bit `n` is egress port number
+    /// `n`), when ACS Egress Control is implemented. Bits past the vector
+    /// size are zero.
+    pub fn acs_egress_vector(&self) -> Option<[u32; ACS_EGRESS_VECTOR_DWORDS]> {
+        let acs = self.config.acs.filter(|a| a.has_egress_control())?;
+        let off = self.caps.acs?;
+        Some(acs::egress_vector(
+            &self.space,
+            off,
+            acs.egress_vector_dwords(),
+        ))
+    }
+
+    /// The MSI message the port sends, when MSI is enabled.
+    pub fn msi_message(&self) -> Option<MsiMessage> {
+        std_caps::msi_message(&self.space, self.caps.msi)
+    }
+
+    /// Whether a child is present below the port (see [`set_child_present`](Self::set_child_present)).
+    pub fn child_present(&self) -> bool {
+        self.child_present
+    }
+
+    /// Records whether a device is attached below the port. With a slot
+    /// implemented this drives Slot Status' Presence Detect State (which
+    /// otherwise reads 1 on downstream-facing ports, as the spec requires).
+    /// No hot-plug event is latched: the slot has no hot-plug capability.
+    /// The state survives resets.
+    pub fn set_child_present(&mut self, present: bool) {
+        self.child_present = present;
+        self.reflect_presence();
+    }
+
+    fn reflect_presence(&mut self) {
+        if self.config.slot.is_none() {
+            return;
+        }
+        let off = self.caps.pci_express + pcie_reg::SLTSTA;
+        let status = self.space.u16_at(off) & !PRESENCE_DETECT_STATE;
+        let present = if self.child_present {
+            PRESENCE_DETECT_STATE
+        } else {
+            0
+        };
+        self.space.set_u16(off, status | present);
+    }
+
+    fn watches(&self) -> [Watch; 7] {
+        use type1_reg::*;
+        let acs = match (self.caps.acs, &self.config.acs) {
+            (Some(off), Some(a)) => {
+                off + acs_reg::CONTROL..off + acs_reg::EGRESS_VECTOR + 4 * a.egress_vector_dwords()
+            }
+            _ => 0..0,
+        };
+        [
+            (reg::COMMAND..reg::COMMAND + 2, ConfigEffects::COMMAND),
+            (self.bars.register_range(), ConfigEffects::BARS),
+            // Bus numbers (not the secondary latency timer).
+            (PRIMARY_BUS..SECONDARY_LATENCY_TIMER, ConfigEffects::BRIDGE),
+            // I/O base/limit; secondary status moves nothing.
+            (IO_BASE..SECONDARY_STATUS, ConfigEffects::BRIDGE),
+            // Memory and prefetchable windows, I/O upper 16 bits.
+            (MEMORY_BASE..reg::CAPABILITIES_POINTER, ConfigEffects::BRIDGE),
+            (BRIDGE_CONTROL..BRIDGE_CONTROL + 2, ConfigEffects::BRIDGE),
+            (acs, ConfigEffects::BRIDGE),
+        ]
+    }
+}
+
+impl PciFunction for PciBridge {
+    fn config_read(&self, offset: u16, data: &mut [u8]) {
+        self.space.read(offset, data)
+    }
+
+    /// Reports [`ConfigEffects::COMMAND`] when the command register changes
+    /// and [`ConfigEffects::BRIDGE`] when bus numbers, windows, bridge
+    /// control, ACS control or the egress vector change.
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> ConfigEffects {
+        let watches = self.watches();
+        self.space.write_watched(offset, data, &watches)
+    }
+
+    /// No BARs: nothing decodes, reads return all ones.
+    fn bar_read(&mut self, _bar: u8, _offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+
+    /// No BARs: writes are dropped.
+    fn bar_write(&mut self, _bar: u8, _offset: u64, _data: &[u8]) {}
+
+    /// Returns to the power-on state: command 0, bus numbers and windows
+    /// zero, the configured ACS control and egress vector. Hot and
+    /// function-level resets keep AER's sticky registers. Child presence
+    /// is physical and is kept.
+    fn reset(&mut self, kind: ResetKind) {
+        let sticky: Vec<(u16, Vec<u8>)> = match (kind, self.caps.aer) {
+            (ResetKind::Fundamental, _) | (_, None) => Vec::new(),
+            (_, Some(off)) => aer::sticky_ranges(off)
+                .into_iter()
+                .map(|r| {
+                    let mut bytes = vec![0; r.len()];
+                    self.space.read(r.start, &mut bytes);
+                    (r.start, bytes)
+                })
+                .collect(),
+        };
+        self.space = self.power_on.clone();
+        for (off, bytes) in sticky {
+            self.space.set_bytes(off, &bytes);
+        }
+        self.reflect_presence();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! Mask properties of every port kind, checked against a bit-by-bit
+//! expectation written from the specifications (not from the masks the
+//! implementation sets), and reset behaviour.
+
+use pcie_core::{cap_id, command, status, LinkSpeed};
+use proptest::prelude::*;
+
+use super::*;
+use crate::{aer_reg, msi_reg, AcsConfig, ACS_CR, ACS_EC, ACS_RR, ACS_SV, ACS_TB, ACS_UF};
+
+const SIZE: usize = 4096;
+
+fn config(kind: PortKind) -> BridgeConfig {
+    let down = kind.is_downstream();
+    BridgeConfig {
+        kind,
+        vendor_id: 0x1b36,
+        device_id: 0x000c,
+        revision_id: 1,
+        port_number: 3,
+        link_speed: LinkSpeed::Gt16,
+        link_width: 8,
+        slot: down.then_some(7),
+        acs: down.then_some(AcsConfig {
+            capability: ACS_SV | ACS_TB | ACS_RR | ACS_CR | ACS_UF | ACS_EC,
+            control: ACS_SV | ACS_UF,
+            stuck: ACS_UF | ACS_TB,
+            egress_vector_size: 40,
+            egress_vector: 0x8000_0001,
+        }),
+        aer: kind != PortKind::SwitchDownstream,
+    }
+}
+
+/// Per-byte classification: read-only, writable, write-1-to-clear bits.
+struct Expect {
+    ro: Vec<u8>,
+    rw: Vec<u8>,
+    w1c: Vec<u8>,
+}
+
+impl Expect {
+    fn mark(&mut self, off: u16, len: usize, rw: u32, w1c: u32) {
+        for i in 0..len {
+            let at = off as usize + i;
+            let (w, c) = ((rw >> (8 * i)) as u8, (w1c >> (8 * i)) as u8);
+            self.rw[at] = w;
+            self.w1c[at] = c;
+            self.ro[at] = !(w | c);
+        }
+    }
+
+    fn ro(&mut self, off: u16, len: usize) {
+        for at in off as usize..off as usize + len {
+            self.mark(at as u16, 1, 0, 0);
+        }
+    }
+}
+
+fn expectation(b: &PciBridge) -> Expect {
+    use type1_reg::*;
+    let mut e = Expect {
+        ro: vec![0; SIZE],
+        rw: vec![0; SIZE],
+        w1c: vec![0; SIZE],
+    };
+    let root = b.kind() == PortKind::RootPort;
+    // Header: everything read-only unless listed.
+    e.ro(0, 0x40);
+    e.mark(reg::COMMAND, 2, command::WRITABLE.into(), 0);
+    e.mark(reg::STATUS, 2, 0, status::W1C.into());
+    e.mark(reg::CACHE_LINE_SIZE, 1, 0xff, 0);
+    e.mark(PRIMARY_BUS, 4, u32::MAX, 0);
+    e.mark(IO_BASE, 2, 0xf0f0, 0);
+    e.mark(SECONDARY_STATUS, 2, 0, 0xf900);
+    e.mark(MEMORY_BASE, 4, 0xfff0_fff0, 0);
+    e.mark(PREF_BASE, 4, 0xfff0_fff0, 0);
+    e.mark(PREF_BASE_UPPER32, 4, u32::MAX, 0);
+    e.mark(PREF_LIMIT_UPPER32, 4, u32::MAX, 0);
+    e.mark(IO_BASE_UPPER16, 4, u32::MAX, 0);
+    e.mark(reg::INTERRUPT_LINE, 1, 0xff, 0);
+    e.mark(BRIDGE_CONTROL, 2, 0x7f, 0);
+    // Standard capabilities: headers read-only; gaps after the last too.
+    let caps: Vec<_> = b.space().capabilities().collect();
+    let len = |id| match id {
+        cap_id::POWER_MANAGEMENT => 8,
+        cap_id::MSI => 0x10,
+        _ => pcie_reg::LEN as u16,
+    };
+    let std_end = caps.iter().map(|c| c.offset + len(c.id)).max().unwrap();
+    e.ro(std_end, 0x100 - std_end as usize);
+    for c in &caps {
+        e.ro(c.offset, 2);
+        match c.id {
+            cap_id::POWER_MANAGEMENT => e.ro(c.offset + 2, 6),
+            cap_id::MSI => {
+                e.mark(c.offset + msi_reg::CONTROL, 2, 0x71, 0);
+                e.mark(c.offset + msi_reg::ADDRESS_LO, 4, 0xffff_fffc, 0);
+                e.mark(c.offset + msi_reg::ADDRESS_HI, 4, u32::MAX, 0);
+                e.mark(c.offset + msi_reg::DATA, 2, 0xffff, 0);
+                e.ro(c.offset + 0x0e, 2);
+            }
+            cap_id::PCI_EXPRESS => {
+                for (r, len) in [(2, 2), (4, 4), (0x0c, 4), (0x14, 4), (0x24, 4), (0x2c, 4)] {
+                    e.ro(c.offset + r, len);
+                }
+                // Presence Detect State (the other Slot Status bits are
+                // the core's business).
+                e.ro[(c.offset + pcie_reg::SLTSTA) as usize] = 1 << 6;
+            }
+            id => panic!("unexpected capability {id:#x}"),
+        }
+    }
+    // Extended capabilities.
+    e.ro(0x100, 0xf00);
+    if let Some(off) = b.capability_offsets().aer {
+        use aer_reg::*;
+        e.mark(off + UNCOR_STATUS, 4, 0, UNCOR_IMPLEMENTED);
+        e.mark(off + UNCOR_MASK, 4, UNCOR_IMPLEMENTED, 0);
+        e.mark(off + UNCOR_SEVERITY, 4, UNCOR_IMPLEMENTED, 0);
+        e.mark(off + COR_STATUS, 4, 0, COR_IMPLEMENTED);
+        e.mark(off + COR_MASK, 4, COR_IMPLEMENTED, 0);
+        if root {
+            e.mark(off + ROOT_COMMAND, 4, 7, 0);
+            e.mark(off + ROOT_STATUS, 4, 0, 0x7f);
+        }
+    }
+    if let (Some(off), Some(acs)) = (b.capability_offsets().acs, b.config().acs) {
+        e.mark(off + 6, 2, (acs.capability & !acs.stuck).into(), 0);
+        let size = u32::from(acs.egress_vector_size);
+        e.mark(off + 8, 4, u32::MAX, 0);
+        e.mark(off + 12, 4, (1 << (size - 32)) - 1, 0);
+    }
+    e
+}
+
+fn dump(b: &PciBridge) -> Vec<u8> {
+    let mut all = vec![0; SIZE];
+    b.config_read(0, &mut all);
+    all
+}
+
+/// Routing-relevant bytes, from the brief: bus numbers, windows, bridge
+/// control, ACS control and egress vector.
+fn routing(b: &PciBridge, off: usize) -> bool {
+    let acs = b.capability_offsets().acs.map_or(0..0, |a| a as usize + 6..a as usize + 16);
+    matches!(off, 0x18..=0x1a | 0x1c | 0x1d | 0x20..=0x33 | 0x3e | 0x3f) || acs.contains(&off)
+}
+
+fn kinds() -> impl Strategy<Value = PortKind> {
+    prop_oneof![
+        Just(PortKind::RootPort),
+        Just(PortKind::SwitchUpstream),
+        Just(PortKind::SwitchDownstream)
+    ]
+}
+
+proptest! {
+    #[test]
+    fn masks_hold_under_random_writes(
+        kind in kinds(),
+        present in any::<bool>(),
+        writes in prop::collection::vec((0u16..0x1004, prop::collection::vec(any::<u8>(), 1..=4)), 1..48),
+    ) {
+        let mut b = PciBridge::new(config(kind)).unwrap();
+        b.set_child_present(present);
+        let e = expectation(&b);
+        // Latch every RW1C bit so clearing is observable.
+        for off in 0..SIZE {
+            let v = b.space.u8_at(off as u16) | e.w1c[off];
+            b.space.set_u8(off as u16, v);
+        }
+        let initial = dump(&b);
+        for (offset, data) in writes {
+            let before = dump(&b);
+            let effects = b.config_write(offset, &data);
+            let after = dump(&b);
+            let mut routing_changed = false;
+            for off in 0..SIZE {
+                let (old, new) = (before[off], after[off]);
+                routing_changed |= old != new && routing(&b, off);
+                let Some(&v) = off.checked_sub(offset as usize).and_then(|i| data.get(i)) else {
+                    prop_assert_eq!(new, old, "unwritten byte {:#x} changed", off);
+                    continue;
+                };
+                prop_assert_eq!(new & e.ro[off], initial[off] & e.ro[off], "RO bits of {:#x}", off);
+                prop_assert_eq!(new & e.rw[off], v & e.rw[off], "RW bits of {:#x}", off);
+                prop_assert_eq!(new & e.w1c[off], old & e.w1c[off] & !v, "RW1C bits of {:#x}", off);
+            }
+            prop_assert_eq!(effects.command_changed(), before[4..6] != after[4..6]);
+            prop_assert_eq!(effects.bridge_changed(), routing_changed);
+            prop_assert!(!effects.bars_changed());
+        }
+    }
+}
+
+#[test]
+fn reset_restores_power_on_state_and_keeps_sticky_aer_on_hot_reset() {
+    let mut b = PciBridge::new(config(PortKind::RootPort)).unwrap();
+    let fresh = dump(&b);
+    let aer = b.capability_offsets().aer.unwrap();
+    let acs = b.capability_offsets().acs.unwrap();
+    b.space.set_u32(aer + aer_reg::UNCOR_STATUS, 1 << 21);
+    b.config_write(aer + aer_reg::UNCOR_MASK, &[0; 4]);
+    b.config_write(reg::COMMAND, &[0x07, 0x04]);
+    b.config_write(type1_reg::PRIMARY_BUS, &[0, 1, 5, 0]);
+    b.config_write(type1_reg::MEMORY_BASE, &[0x00, 0xc0, 0x00, 0xc0]);
+    b.config_write(acs + acs_reg::CONTROL, &[0x0c, 0]);
+    b.config_write(acs + acs_reg::EGRESS_VECTOR, &[0; 8]);
+    b.set_child_present(true);
+    b.reset(ResetKind::Hot);
+    assert_eq!(b.space.u32_at(aer + aer_reg::UNCOR_STATUS), 1 << 21);
+    assert_eq!(b.space.u32_at(aer + aer_reg::UNCOR_MASK), 0);
+    assert_eq!(b.command(), 0);
+    assert_eq!((b.secondary_bus(), b.subordinate_bus()), (0, 0));
+    assert_eq!(b.acs_control(), Some(ACS_SV | ACS_UF));
+    assert_eq!(b.acs_egress_vector().unwrap()[..2], [0x8000_0001, 0]);
+    assert!(b.child_present());
+    b.set_child_present(false);
+    b.reset(ResetKind::Fundamental);
+    assert_eq!(dump(&b), fresh);
+}
+
+#[test]
+fn presence_detect_follows_the_child_only_with_a_slot() {
+    let sltsta = |b: &PciBridge| b.space.u16_at(b.caps.pci_express + pcie_reg::SLTSTA);
+    let mut with_slot = PciBridge::new(config(PortKind::SwitchDownstream)).unwrap();
+    assert_eq!(sltsta(&with_slot) & PRESENCE_DETECT_STATE, 0);
+    with_slot.set_child_present(true);
+    assert_eq!(sltsta(&with_slot), PRESENCE_DETECT_STATE);
+    let mut no_slot = PciBridge::new(BridgeConfig {
+        slot: None,
+        ..config(PortKind::RootPort)
+    })
+    .unwrap();
+    assert_eq!(sltsta(&no_slot), PRESENCE_DETECT_STATE);
+    no_slot.set_child_present(false);
+    assert_eq!(sltsta(&no_slot), PRESENCE_DETECT_STATE);
+}
