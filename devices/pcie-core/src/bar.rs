@@ -60,6 +60,29 @@ impl BarKind {
     }
 }
 
+/// A BAR as currently programmed: what the routing snapshot and the VMM
+/// read instead of sizing BARs by writing to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BarRegion {
+    /// BAR register index (0..6 for Type 0, 0..2 for Type 1).
+    pub index: u8,
+    /// Programmed base address, type bits masked off; never 0.
+    pub addr: u64,
+    /// Size in bytes, a power of two.
+    pub size: u64,
+    /// Prefetchable memory.
+    pub prefetchable: bool,
+    /// An I/O BAR (`addr` is a port number).
+    pub is_io: bool,
+}
+
+impl BarRegion {
+    /// Whether `addr` falls inside this BAR.
+    pub const fn contains(&self, addr: u64) -> bool {
+        addr >= self.addr && addr - self.addr < self.size
+    }
+}
+
 /// A declared BAR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Bar {
@@ -181,5 +204,29 @@ impl Bars {
             raw |= (space.u32_at(off + 4) as u64) << 32;
         }
         Some(raw & bar.kind.address_mask())
+    }
+
+    /// The BARs whose programmed address is not zero, in index order.
+    /// Device models return this from `PciFunction::bar_regions`.
+    pub fn regions(&self, space: &ConfigSpace) -> Vec<BarRegion> {
+        (0..self.count)
+            .filter_map(|index| {
+                let bar = self.get(index)?;
+                let addr = self.address(space, index)?;
+                let (prefetchable, is_io) = match bar.kind {
+                    BarKind::Memory32 { prefetchable } | BarKind::Memory64 { prefetchable } => {
+                        (prefetchable, false)
+                    }
+                    BarKind::Io => (false, true),
+                };
+                (addr != 0).then_some(BarRegion {
+                    index,
+                    addr,
+                    size: bar.size,
+                    prefetchable,
+                    is_io,
+                })
+            })
+            .collect()
     }
 }

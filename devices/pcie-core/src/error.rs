@@ -1,6 +1,6 @@
 //! The one error type of `pcie-core`.
 
-use crate::{Bdf, PortType};
+use crate::{Bdf, HeaderLayout, NodeId, NodeKind, PortType};
 
 /// Everything that can go wrong while building or populating PCI functions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,4 +73,48 @@ pub enum Error {
     /// Only root ports and switch downstream ports have slots.
     #[error("a {0:?} cannot have a slot")]
     SlotNotAllowed(PortType),
+    /// A fabric node id that this fabric did not hand out.
+    #[error("no fabric node {0}")]
+    UnknownNode(NodeId),
+    /// Two functions at the same device/function on the same bus.
+    #[error("{device:02x}.{function:x} is already taken on the bus below {parent}")]
+    DuplicateNode {
+        /// The bus owner: a bridge's name, or "the root bus".
+        parent: String,
+        /// Device number.
+        device: u8,
+        /// Function number.
+        function: u8,
+    },
+    /// Only root ports and switch ports have a bus below them.
+    #[error("{0} is not a bridge: nothing can sit below it")]
+    NotABridge(String),
+    /// A kind of node that cannot sit where it was put, e.g. a switch
+    /// upstream port on the root bus or a host bridge below a port.
+    #[error("a {kind:?} cannot sit below {parent}")]
+    Misplaced {
+        /// The rejected node's kind.
+        kind: NodeKind,
+        /// Where it was put: a bridge's name, or "the root bus".
+        parent: String,
+    },
+    /// A PCIe link carries one device, device 0 (functions 0..8).
+    #[error("device {device} below {parent}: a PCIe link has only device 0")]
+    LinkDeviceNotZero {
+        /// The root or downstream port.
+        parent: String,
+        /// The rejected device number.
+        device: u8,
+    },
+    /// The function's header type does not match its node kind.
+    #[error("a {kind:?} needs a {expected:?} header")]
+    HeaderMismatch {
+        /// The node kind asked for.
+        kind: NodeKind,
+        /// The header layout that kind needs.
+        expected: HeaderLayout,
+    },
+    /// The tree would be deeper than the router supports.
+    #[error("fabric deeper than {0} levels")]
+    TooDeep(usize),
 }

@@ -3,6 +3,8 @@
 
 use std::ops::{BitOr, BitOrAssign};
 
+use crate::BarRegion;
+
 /// What a config-space write changed, so the owner can remap BARs, rebuild
 /// the routing snapshot or move eventfds. A small hand-written bit set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -91,6 +93,15 @@ pub trait PciFunction: Send {
 
     /// Returns the function to its post-reset state.
     fn reset(&mut self, kind: ResetKind);
+
+    /// The BARs currently programmed with a non-zero address. The fabric's
+    /// routing snapshot reads them (it cannot size BARs by writing without
+    /// disturbing the guest). Functions built on [`crate::Type0Config`]
+    /// implement it as `self.config.bar_regions()`. The default, no BARs,
+    /// makes the function unreachable by memory requests.
+    fn bar_regions(&self) -> Vec<BarRegion> {
+        Vec::new()
+    }
 }
 
 /// Reads a little-endian dword of a function's config space.

@@ -1,6 +1,9 @@
 //! KVM-free PCIe core: addresses and config-access decoding, 4 KiB config
 //! space with writable and write-1-to-clear masks, BARs, capability chains,
-//! the [`PciFunction`] trait and a [`Segment`] that holds functions by address.
+//! the [`PciFunction`] trait, a flat [`Segment`] that holds functions by
+//! address, and the [`Fabric`]: the tree of functions with config routing,
+//! CPU memory routing, the ACS-aware DMA router, link counters and the
+//! [`DmaHandle`] devices reach memory through.
 //!
 //! Building a function: fill a [`Type0Header`], create a [`Type0Config`],
 //! declare BARs with [`Type0Config::add_bar`] and capabilities through
@@ -8,19 +11,23 @@
 //! [`PciExpressCapability::add_to`], then forward the trait's config accesses
 //! to it.
 
+mod acs;
 mod bar;
 mod bdf;
 mod capability;
 mod config_space;
 mod decode;
 mod error;
+mod fabric;
 mod function;
 mod header;
 mod pcie_cap;
 mod segment;
 mod type0;
+mod type1;
 
-pub use bar::{Bar, BarKind, Bars};
+pub use acs::{acs_reg, AcsBits};
+pub use bar::{Bar, BarKind, BarRegion, Bars};
 pub use bdf::Bdf;
 pub use capability::{
     cap_id, capabilities, ext_cap_id, ext_capabilities, Capabilities, CapabilityRef,
@@ -29,8 +36,14 @@ pub use capability::{
 pub use config_space::{ConfigSpace, Watch, CONFIG_SPACE_SIZE};
 pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
+pub use fabric::{
+    AcsViolationKind, BridgeState, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
+    Hops, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target, TraceRecord,
+    TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST,
+};
 pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
 pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};
 pub use pcie_cap::{pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
+pub use type1::{bridge_control, bridge_reg};

@@ -1,7 +1,7 @@
 //! A PCI segment: the functions reachable through one ECAM window, by address.
 //!
-//! Flat for now: every function inserted answers at its BDF. Routing of
-//! Type 1 accesses through bridges comes later.
+//! Flat: every function inserted answers at its BDF. The [`crate::Fabric`]
+//! routes Type 1 accesses through bridges instead.
 
 use std::collections::BTreeMap;
 

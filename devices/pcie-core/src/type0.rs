@@ -1,7 +1,7 @@
 //! Type 0 (endpoint) config space: the common header, subsystem IDs and six BARs.
 
 use crate::header::{command, reg, CommonHeader, HeaderLayout};
-use crate::{Bar, BarKind, Bars, ConfigEffects, ConfigSpace, Error, Watch};
+use crate::{Bar, BarKind, BarRegion, Bars, ConfigEffects, ConfigSpace, Error, Watch};
 
 /// What goes in a Type 0 header at construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,12 @@ impl Type0Config {
     /// The address programmed in BAR `index`; `None` if no BAR starts there.
     pub fn bar_address(&self, index: u8) -> Option<u64> {
         self.bars.address(&self.space, index)
+    }
+
+    /// The programmed (non-zero) BARs: a device model's
+    /// `PciFunction::bar_regions` in one line.
+    pub fn bar_regions(&self) -> Vec<BarRegion> {
+        self.bars.regions(&self.space)
     }
 
     /// The command register.

@@ -4,8 +4,8 @@
 use std::ops::RangeInclusive;
 
 use pcie_core::{
-    pcie_reg, reg, Bars, ConfigEffects, ConfigSpace, PciExpressCapability, PciFunction,
-    ResetKind, Watch,
+    pcie_reg, reg, Bars, ConfigEffects, ConfigSpace, PciExpressCapability, PciFunction, ResetKind,
+    Watch,
 };
 
 use crate::acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
@@ -59,9 +59,10 @@ impl PciBridge {
         }
         let pci_express = pcie.add_to(&mut space)?;
         let root = config.kind == PortKind::RootPort;
-        let aer = match config.aer {
-            true => Some(aer::add(&mut space, root)?),
-            false => None,
+        let aer = if config.aer {
+            Some(aer::add(&mut space, root)?)
+        } else {
+            None
         };
         let acs = match &config.acs {
             Some(a) => Some(acs::add(&mut space, a)?),
@@ -144,7 +145,9 @@ impl PciBridge {
     }
 
     /// The programmed I/O window (bus addresses, inclusive); `None` when
-    /// base > limit. Forwarding also needs I/O Space Enable.
+    /// base > limit. Forwarding also needs I/O Space Enable. Like every
+    /// window, the power-on zeros decode as an open window at address 0
+    /// (4 KiB here, 1 MiB for memory), exactly as Linux reads them.
     pub fn io_window(&self) -> Option<RangeInclusive<u64>> {
         type1::io_window(&self.space)
     }
@@ -236,7 +239,10 @@ impl PciBridge {
             // I/O base/limit; secondary status moves nothing.
             (IO_BASE..SECONDARY_STATUS, ConfigEffects::BRIDGE),
             // Memory and prefetchable windows, I/O upper 16 bits.
-            (MEMORY_BASE..reg::CAPABILITIES_POINTER, ConfigEffects::BRIDGE),
+            (
+                MEMORY_BASE..reg::CAPABILITIES_POINTER,
+                ConfigEffects::BRIDGE,
+            ),
             (BRIDGE_CONTROL..BRIDGE_CONTROL + 2, ConfigEffects::BRIDGE),
             (acs, ConfigEffects::BRIDGE),
         ]

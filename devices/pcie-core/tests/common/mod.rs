@@ -43,3 +43,9 @@ impl PciFunction for Dummy {
     fn bar_write(&mut self, _bar: u8, _offset: u64, _data: &[u8]) {}
     fn reset(&mut self, _kind: ResetKind) {}
 }
+
+pub mod bridge;
+pub mod cases;
+pub mod endpoint;
+pub mod firmware;
+pub mod topo;

@@ -143,7 +143,10 @@ fn dump(b: &PciBridge) -> Vec<u8> {
 /// Routing-relevant bytes, from the brief: bus numbers, windows, bridge
 /// control, ACS control and egress vector.
 fn routing(b: &PciBridge, off: usize) -> bool {
-    let acs = b.capability_offsets().acs.map_or(0..0, |a| a as usize + 6..a as usize + 16);
+    let acs = b
+        .capability_offsets()
+        .acs
+        .map_or(0..0, |a| a as usize + 6..a as usize + 16);
     matches!(off, 0x18..=0x1a | 0x1c | 0x1d | 0x20..=0x33 | 0x3e | 0x3f) || acs.contains(&off)
 }
 
@@ -155,12 +158,22 @@ fn kinds() -> impl Strategy<Value = PortKind> {
     ]
 }
 
+/// Write offsets biased towards the header and the capabilities.
+fn offsets() -> impl Strategy<Value = u16> {
+    prop_oneof![
+        3 => 0u16..0x40,
+        2 => 0x40u16..0x100,
+        2 => 0x100u16..0x1a0,
+        1 => 0u16..0x1004,
+    ]
+}
+
 proptest! {
     #[test]
     fn masks_hold_under_random_writes(
         kind in kinds(),
         present in any::<bool>(),
-        writes in prop::collection::vec((0u16..0x1004, prop::collection::vec(any::<u8>(), 1..=4)), 1..48),
+        writes in prop::collection::vec((offsets(), prop::collection::vec(any::<u8>(), 1..=4)), 1..48),
     ) {
         let mut b = PciBridge::new(config(kind)).unwrap();
         b.set_child_present(present);

@@ -1,0 +1,91 @@
+//! Traffic counters: bytes and TLPs crossing the link above each node, in
+//! each direction.
+
+use std::sync::atomic::Ordering;
+
+use super::snapshot::Snapshot;
+use super::{Dir, DmaRequest, Fabric, NodeId, Route};
+
+/// Max payload size the counters assume for writes and completions.
+pub const MAX_PAYLOAD: u64 = 256;
+/// Max read request size the counters assume.
+pub const MAX_READ_REQUEST: u64 = 512;
+
+const UP_BYTES: usize = 0;
+const UP_TLPS: usize = 1;
+const DOWN_BYTES: usize = 2;
+const DOWN_TLPS: usize = 3;
+
+/// What crossed the link above one node. Bytes are payload bytes only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct LinkCounters {
+    /// Payload bytes toward the root complex.
+    pub up_bytes: u64,
+    /// TLPs toward the root complex.
+    pub up_tlps: u64,
+    /// Payload bytes away from the root complex.
+    pub down_bytes: u64,
+    /// TLPs away from the root complex.
+    pub down_tlps: u64,
+}
+
+impl LinkCounters {
+    /// Nothing crossed the link.
+    pub fn is_idle(&self) -> bool {
+        *self == LinkCounters::default()
+    }
+}
+
+impl Fabric {
+    /// The counters of the link above node `id`.
+    pub fn counters(&self, id: NodeId) -> LinkCounters {
+        let snap = self.snapshot();
+        let c = &snap.node(id).counters;
+        let get = |i: usize| c[i].load(Ordering::Relaxed);
+        LinkCounters {
+            up_bytes: get(UP_BYTES),
+            up_tlps: get(UP_TLPS),
+            down_bytes: get(DOWN_BYTES),
+            down_tlps: get(DOWN_TLPS),
+        }
+    }
+
+    /// Zeroes every node's counters.
+    pub fn reset_counters(&self) {
+        for node in &self.snapshot().topo.nodes {
+            for c in &node.counters {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts a routed request on every link of its route. A write carries
+    /// `len` bytes in ceil(len / 256) TLPs along the route. A read sends
+    /// ceil(len / 512) request TLPs (no payload) along the route, and its
+    /// completions bring `len` bytes in ceil(len / 256) TLPs back along it.
+    /// [`DmaHandle`](super::DmaHandle) calls this for every request it performs.
+    pub fn record(&self, route: &Route, req: &DmaRequest) {
+        self.record_in(&self.snapshot(), route, req);
+    }
+
+    /// [`record`](Self::record) against a given snapshot.
+    pub(crate) fn record_in(&self, snap: &Snapshot, route: &Route, req: &DmaRequest) {
+        let data_tlps = req.len.div_ceil(MAX_PAYLOAD);
+        for hop in route.hops.iter() {
+            let c = &snap.node(hop.node).counters;
+            let add = |i: usize, v: u64| c[i].fetch_add(v, Ordering::Relaxed);
+            let (fwd, back) = match hop.dir {
+                Dir::Up => ((UP_BYTES, UP_TLPS), (DOWN_BYTES, DOWN_TLPS)),
+                Dir::Down => ((DOWN_BYTES, DOWN_TLPS), (UP_BYTES, UP_TLPS)),
+            };
+            if req.write {
+                add(fwd.0, req.len);
+                add(fwd.1, data_tlps);
+            } else {
+                add(fwd.1, req.len.div_ceil(MAX_READ_REQUEST));
+                add(back.0, req.len);
+                add(back.1, data_tlps);
+            }
+        }
+    }
+}

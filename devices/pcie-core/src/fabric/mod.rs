@@ -1,0 +1,262 @@
+//! The PCIe fabric: functions as nodes of a physical tree, config routing
+//! by bus numbers, CPU memory routing by windows and BARs, and the DMA
+//! router that applies bus mastering, ACS and the root complex's
+//! peer-to-peer policy.
+//!
+//! Nodes are identified by [`NodeId`], never by BDF: the guest may
+//! renumber buses at any time. Each function sits behind its own lock, so
+//! routing locks exactly one device at a time. Routers read an immutable
+//! snapshot of the routing registers, swapped after config writes that may
+//! change it; they never lock a function to route.
+//!
+//! Modelling choices:
+//! - Decoding is by the request's start address, like hardware; a request
+//!   running past the end of the BAR it starts in is a Completer Abort,
+//!   past the end of a RAM range an Unsupported Request.
+//! - A bridge whose Memory Space Enable is clear decodes no window: from
+//!   above nothing passes, from below everything goes upstream.
+//! - A request that ACS redirects (RR, EC+RR, UF) leaves the switch
+//!   through its upstream port; the next port up applies its own rules, so
+//!   it reaches the root complex only when that port does not turn it
+//!   around (Linux sets UF with RR on every port). At the root complex,
+//!   any address below a root port or in an integrated endpoint's BAR is
+//!   peer-to-peer and subject to [`RcP2pPolicy`], the request's own root
+//!   port included; a root port's egress control vector applies between
+//!   root ports.
+//! - Only memory requests are routed: I/O windows and expansion ROMs are
+//!   snapshotted or ignored, not routed. Reads are one request whose
+//!   completion retraces the path (so Completion Redirect has no effect).
+//! - Device models must not hold one function's lock while waiting for
+//!   another's: [`DmaHandle`] locks only the target, and refuses (Completer
+//!   Abort) a target this thread already holds, the requester included.
+
+mod build;
+mod config;
+mod counters;
+mod dma;
+mod mmio;
+mod node;
+mod route;
+mod snapshot;
+mod trace;
+mod types;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+pub use counters::{LinkCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
+pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
+pub use route::MAX_REQUEST;
+pub use snapshot::{BridgeState, Window};
+pub use trace::{TraceRecord, TraceSink};
+pub use types::{
+    Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target, MAX_DEPTH, MAX_HOPS,
+};
+
+use crate::{AcsBits, BarRegion, Bdf, PciFunction, ResetKind};
+use snapshot::{Snapshot, Topology};
+
+/// A PCIe hierarchy: the tree of functions below one root complex, with
+/// guest RAM at the top. `Sync`: share it as `Arc<Fabric>` between vCPU
+/// threads and device DMA.
+pub struct Fabric {
+    ram: Vec<(u64, u64)>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Serialises snapshot rebuilds, so the last one stored is the newest.
+    rebuild: Mutex<()>,
+    tracing: AtomicBool,
+    trace: Mutex<Option<TraceSink>>,
+}
+
+impl std::fmt::Debug for Fabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snap = self.snapshot();
+        let names: Vec<_> = snap.topo.nodes.iter().map(|n| &n.name).collect();
+        f.debug_struct("Fabric")
+            .field("ram", &self.ram)
+            .field("nodes", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fabric {
+    /// An empty fabric. `ram` lists guest RAM as (start, length) ranges, the
+    /// addresses the root complex completes from memory.
+    pub fn new(ram: Vec<(u64, u64)>, policy: RcP2pPolicy) -> Self {
+        let topo = Arc::new(Topology {
+            nodes: Vec::new(),
+            children: Vec::new(),
+            roots: Vec::new(),
+        });
+        Fabric {
+            ram,
+            snapshot: RwLock::new(Arc::new(Snapshot::build(topo, policy, None, 0))),
+            rebuild: Mutex::new(()),
+            tracing: AtomicBool::new(false),
+            trace: Mutex::new(None),
+        }
+    }
+
+    /// The current routing snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Builds and stores a snapshot; the caller holds `self.rebuild`.
+    fn install(
+        &self,
+        cur: &Snapshot,
+        topo: Arc<Topology>,
+        policy: RcP2pPolicy,
+        iommu: Option<Arc<dyn Iommu>>,
+    ) {
+        let next = Snapshot::build(topo, policy, iommu, cur.generation + 1);
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+    }
+
+    /// Rebuilds the routing snapshot with `change` applied to the policy
+    /// and IOMMU. Never call it while holding a function of this fabric.
+    fn rebuild_with(&self, change: impl FnOnce(&mut RcP2pPolicy, &mut Option<Arc<dyn Iommu>>)) {
+        let _serial = self.rebuild.lock().unwrap_or_else(PoisonError::into_inner);
+        let cur = self.snapshot();
+        let (mut policy, mut iommu) = (cur.policy, cur.iommu.clone());
+        change(&mut policy, &mut iommu);
+        self.install(&cur, cur.topo.clone(), policy, iommu);
+    }
+
+    /// Re-reads every function's routing registers. Config writes through
+    /// the fabric do this by themselves; call it after changing a function
+    /// behind the fabric's back (e.g. in [`with_function`](Self::with_function)).
+    pub fn refresh(&self) {
+        self.rebuild_with(|_, _| {});
+    }
+
+    /// How many times the snapshot was rebuilt: when it changes, BARs,
+    /// windows or enables may have moved (the VMM re-checks its RAM-backed
+    /// BAR mappings).
+    pub fn generation(&self) -> u64 {
+        self.snapshot().generation
+    }
+
+    /// Guest RAM ranges, as (start, length).
+    pub fn ram(&self) -> &[(u64, u64)] {
+        &self.ram
+    }
+
+    /// The root complex's peer-to-peer policy.
+    pub fn rc_policy(&self) -> RcP2pPolicy {
+        self.snapshot().policy
+    }
+
+    /// Changes the root complex's peer-to-peer policy.
+    pub fn set_rc_policy(&self, policy: RcP2pPolicy) {
+        self.rebuild_with(|p, _| *p = policy);
+    }
+
+    /// Installs (or, with `None`, removes) the IOMMU that translates
+    /// untranslated requests reaching the root complex. Without one, bus
+    /// addresses are guest physical addresses.
+    pub fn set_iommu(&self, iommu: Option<Arc<dyn Iommu>>) {
+        self.rebuild_with(|_, i| *i = iommu);
+    }
+
+    /// All nodes, in the order they were added.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        (0..self.snapshot().topo.nodes.len() as u32)
+            .map(NodeId)
+            .collect()
+    }
+
+    /// The node's name. Panics (like all accessors taking a `NodeId`) if
+    /// `id` was not handed out by this fabric.
+    pub fn name(&self, id: NodeId) -> String {
+        self.snapshot().node(id).name.clone()
+    }
+
+    /// The node's kind.
+    pub fn kind(&self, id: NodeId) -> NodeKind {
+        self.snapshot().node(id).kind
+    }
+
+    /// The bridge the node sits below; `None` on the root bus.
+    pub fn parent(&self, id: NodeId) -> Option<NodeId> {
+        self.snapshot().node(id).parent
+    }
+
+    /// The nodes on a bridge's secondary bus, in the order they were added.
+    pub fn children(&self, id: NodeId) -> Vec<NodeId> {
+        self.snapshot().children(id).to_vec()
+    }
+
+    /// The device and function number on its bus.
+    pub fn slot(&self, id: NodeId) -> (u8, u8) {
+        let snap = self.snapshot();
+        let node = snap.node(id);
+        (node.device, node.function)
+    }
+
+    /// The node's address under the current bus numbering; `None` when
+    /// config requests cannot reach it (a bridge above it is unconfigured).
+    pub fn bdf(&self, id: NodeId) -> Option<Bdf> {
+        self.snapshot().bdfs[id.index()]
+    }
+
+    /// The node a config request for `bdf` reaches, if any.
+    pub fn node_at(&self, bdf: Bdf) -> Option<NodeId> {
+        self.snapshot().lookup(bdf)
+    }
+
+    /// The node's programmed memory BARs, as last snapshotted.
+    pub fn bar_regions(&self, id: NodeId) -> Vec<BarRegion> {
+        self.snapshot().state(id).bars.clone()
+    }
+
+    /// A bridge's bus numbers and windows, as last snapshotted.
+    pub fn bridge(&self, id: NodeId) -> Option<BridgeState> {
+        self.snapshot().state(id).bridge
+    }
+
+    /// The ACS bits the node implements and has enabled; `None` without an
+    /// ACS capability.
+    pub fn acs(&self, id: NodeId) -> Option<AcsBits> {
+        self.snapshot().state(id).acs.map(|a| a.cap & a.ctrl)
+    }
+
+    /// Locks node `id`'s function (only it) and runs `f` on it. Panics if
+    /// this thread already holds it. Config changes made here bypass the
+    /// snapshot: call [`refresh`](Self::refresh) afterwards.
+    pub fn with_function<R>(&self, id: NodeId, f: impl FnOnce(&mut dyn PciFunction) -> R) -> R {
+        let snap = self.snapshot();
+        let mut guard = snap.node(id).lock_or_panic();
+        f(&mut *guard)
+    }
+
+    /// Resets node `id`'s function and refreshes the snapshot.
+    pub fn reset(&self, id: NodeId, kind: ResetKind) {
+        self.with_function(id, |f| f.reset(kind));
+        self.refresh();
+    }
+
+    /// Resets every function (a platform reset) and refreshes the snapshot.
+    pub fn reset_all(&self, kind: ResetKind) {
+        let snap = self.snapshot();
+        for node in &snap.topo.nodes {
+            node.lock_or_panic().reset(kind);
+        }
+        self.refresh();
+    }
+
+    /// Installs a trace sink called once per routed request (see
+    /// [`TraceRecord`]); `None` stops tracing.
+    pub fn set_trace(&self, sink: Option<TraceSink>) {
+        let mut t = self.trace.lock().unwrap_or_else(PoisonError::into_inner);
+        self.tracing.store(sink.is_some(), Ordering::Release);
+        *t = sink;
+    }
+}

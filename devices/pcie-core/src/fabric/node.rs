@@ -1,0 +1,113 @@
+//! A node of the fabric tree: one function behind its own lock, its
+//! link counters, and the lock discipline that turns re-entry into an error
+//! instead of a deadlock.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{NodeId, NodeKind};
+use crate::PciFunction;
+
+/// One function in the tree. Immutable but for the function (behind its
+/// own lock) and the counters.
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) parent: Option<NodeId>,
+    pub(crate) device: u8,
+    pub(crate) function: u8,
+    pub(crate) depth: usize,
+    cell: Mutex<Box<dyn PciFunction>>,
+    /// Up bytes, up TLPs, down bytes, down TLPs of the link above.
+    pub(crate) counters: [AtomicU64; 4],
+}
+
+thread_local! {
+    /// Functions this thread has locked through the fabric, by address.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A locked function. Dropping it unlocks.
+pub(crate) struct FunctionGuard<'a> {
+    guard: MutexGuard<'a, Box<dyn PciFunction>>,
+    key: usize,
+}
+
+impl Node {
+    pub(crate) fn new(
+        name: &str,
+        kind: NodeKind,
+        parent: Option<NodeId>,
+        (device, function): (u8, u8),
+        depth: usize,
+        f: Box<dyn PciFunction>,
+    ) -> Self {
+        Node {
+            name: name.to_owned(),
+            kind,
+            parent,
+            device,
+            function,
+            depth,
+            cell: Mutex::new(f),
+            counters: Default::default(),
+        }
+    }
+
+    /// Locks the function, or `None` when this very thread holds it
+    /// already (a device DMAing into itself, directly or through a peer):
+    /// locking again would deadlock.
+    pub(crate) fn lock(&self) -> Option<FunctionGuard<'_>> {
+        let key = self as *const Node as usize;
+        let fresh = HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if h.contains(&key) {
+                return false;
+            }
+            h.push(key);
+            true
+        });
+        if !fresh {
+            return None;
+        }
+        let guard = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(FunctionGuard { guard, key })
+    }
+
+    /// Locks the function; panics on re-entry from the same thread, which
+    /// would otherwise deadlock.
+    pub(crate) fn lock_or_panic(&self) -> FunctionGuard<'_> {
+        self.lock().unwrap_or_else(|| {
+            panic!(
+                "fabric: function {} locked again by the thread that holds it",
+                self.name
+            )
+        })
+    }
+}
+
+impl Drop for FunctionGuard<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(i) = h.iter().rposition(|&k| k == self.key) {
+                h.swap_remove(i);
+            }
+        });
+    }
+}
+
+impl Deref for FunctionGuard<'_> {
+    type Target = dyn PciFunction;
+    fn deref(&self) -> &(dyn PciFunction + 'static) {
+        &**self.guard
+    }
+}
+
+impl DerefMut for FunctionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut (dyn PciFunction + 'static) {
+        &mut **self.guard
+    }
+}

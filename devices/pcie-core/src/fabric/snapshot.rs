@@ -1,0 +1,270 @@
+//! The routing snapshot: an immutable picture of every node's routing
+//! registers (command, bus numbers, windows, BARs, ACS), rebuilt after
+//! config writes that may change them and shared by all routers.
+
+use std::sync::Arc;
+
+use super::node::Node;
+use super::{Iommu, NodeId, RcP2pPolicy};
+use crate::acs::acs_reg;
+use crate::type1::bridge_reg as br;
+use crate::{
+    cap_id, capabilities, command, config_read_u32, ext_cap_id, ext_capabilities, pcie_reg, reg,
+    AcsBits, BarRegion, Bdf, PciFunction,
+};
+
+/// The tree: changes only when a node is added.
+pub(crate) struct Topology {
+    pub(crate) nodes: Vec<Arc<Node>>,
+    pub(crate) children: Vec<Vec<NodeId>>,
+    pub(crate) roots: Vec<NodeId>,
+}
+
+/// An inclusive address range decoded by a bridge window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// First address.
+    pub base: u64,
+    /// Last address (inclusive).
+    pub limit: u64,
+}
+
+impl Window {
+    fn new(base: u64, limit: u64) -> Option<Self> {
+        (base <= limit).then_some(Window { base, limit })
+    }
+
+    /// Whether `addr` is inside the window.
+    pub fn contains(&self, addr: u64) -> bool {
+        self.base <= addr && addr <= self.limit
+    }
+}
+
+/// A bridge's routing registers, as last read into the snapshot.
+/// A window is `None` when its base is above its limit (disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BridgeState {
+    /// Primary bus number.
+    pub primary: u8,
+    /// Secondary bus number.
+    pub secondary: u8,
+    /// Subordinate bus number.
+    pub subordinate: u8,
+    /// I/O window (port numbers).
+    pub io: Option<Window>,
+    /// Memory window.
+    pub mem: Option<Window>,
+    /// Prefetchable memory window (64-bit when the bridge says so).
+    pub pref: Option<Window>,
+    /// Bridge control register.
+    pub control: u16,
+}
+
+impl BridgeState {
+    /// Whether `bus` is behind this bridge (an unconfigured secondary bus
+    /// of 0 claims nothing).
+    pub fn claims_bus(&self, bus: u8) -> bool {
+        self.secondary != 0 && self.secondary <= bus && bus <= self.subordinate
+    }
+
+    /// Whether `addr` is in the memory or prefetchable window.
+    pub fn in_window(&self, addr: u64) -> bool {
+        self.mem.is_some_and(|w| w.contains(addr)) || self.pref.is_some_and(|w| w.contains(addr))
+    }
+}
+
+/// A function's ACS capability and control.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AcsState {
+    pub(crate) offset: u16,
+    pub(crate) cap: AcsBits,
+    pub(crate) ctrl: AcsBits,
+    vector_bits: u16,
+    egress: [u32; 8],
+}
+
+impl AcsState {
+    /// Whether `bit` is both implemented and enabled.
+    pub(crate) fn on(&self, bit: AcsBits) -> bool {
+        (self.cap & self.ctrl).contains(bit)
+    }
+
+    /// Whether the egress control vector blocks port `port`.
+    pub(crate) fn egress_blocked(&self, port: u8) -> bool {
+        u16::from(port) < self.vector_bits
+            && self.egress[port as usize / 32] >> (port % 32) & 1 != 0
+    }
+}
+
+/// One node's routing registers.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState {
+    pub(crate) command: u16,
+    pub(crate) bridge: Option<BridgeState>,
+    pub(crate) bars: Vec<BarRegion>,
+    pub(crate) acs: Option<AcsState>,
+    pub(crate) port: u8,
+}
+
+impl NodeState {
+    pub(crate) fn bus_master(&self) -> bool {
+        self.command & command::BUS_MASTER != 0
+    }
+
+    fn memory(&self) -> bool {
+        self.command & command::MEMORY_SPACE != 0
+    }
+
+    /// The memory BAR decoding `addr`, with Memory Space Enable.
+    pub(crate) fn bar_hit(&self, addr: u64) -> Option<&BarRegion> {
+        if !self.memory() {
+            return None;
+        }
+        self.bars.iter().find(|b| b.contains(addr))
+    }
+
+    /// A bridge forwarding `addr` downstream: Memory Space Enable and a window.
+    pub(crate) fn window_hit(&self, addr: u64) -> bool {
+        self.memory() && self.bridge.is_some_and(|b| b.in_window(addr))
+    }
+
+    /// Whether this node positively decodes `addr` on the bus it sits on.
+    pub(crate) fn claims(&self, addr: u64) -> bool {
+        self.bar_hit(addr).is_some() || self.window_hit(addr)
+    }
+
+    /// The enabled ACS bit `bit`.
+    pub(crate) fn acs_on(&self, bit: AcsBits) -> bool {
+        self.acs.is_some_and(|a| a.on(bit))
+    }
+
+    /// Reads the routing registers of `f` through its config space.
+    fn read(f: &dyn PciFunction, bridge: bool) -> Self {
+        let r32 = |off: u16| config_read_u32(f, off & !3) >> ((off & 3) * 8);
+        let r16 = |off: u16| r32(off) as u16;
+        let bridge = bridge.then(|| read_bridge(&r16, &r32));
+        let acs = ext_capabilities(&r32)
+            .find(|c| c.id == ext_cap_id::ACS)
+            .map(|c| read_acs(c.offset, &r32));
+        let port = capabilities(&r32)
+            .find(|c| c.id == cap_id::PCI_EXPRESS)
+            .map_or(0, |c| (r32(c.offset + pcie_reg::LNKCAP) >> 24) as u8);
+        let mut bars = f.bar_regions();
+        bars.retain(|b| !b.is_io && b.size != 0);
+        NodeState {
+            command: r16(reg::COMMAND),
+            bridge,
+            bars,
+            acs,
+            port,
+        }
+    }
+}
+
+fn read_bridge(r16: &dyn Fn(u16) -> u16, r32: &dyn Fn(u16) -> u32) -> BridgeState {
+    let buses = r32(br::PRIMARY_BUS);
+    let io = r16(br::IO_BASE);
+    let io_upper = |reg: u16| {
+        if io & 0xf == u16::from(br::WIDE_DECODE) {
+            (r16(reg) as u64) << 16
+        } else {
+            0
+        }
+    };
+    let mem = |reg: u16, low| ((r16(reg) & 0xfff0) as u64) << 16 | low;
+    let pref_base = r16(br::PREF_BASE);
+    let wide = pref_base & 0xf == u16::from(br::WIDE_DECODE);
+    let upper = |reg: u16| if wide { (r32(reg) as u64) << 32 } else { 0 };
+    BridgeState {
+        primary: buses as u8,
+        secondary: (buses >> 8) as u8,
+        subordinate: (buses >> 16) as u8,
+        io: Window::new(
+            ((io & 0xf0) as u64) << 8 | io_upper(br::IO_BASE_UPPER),
+            ((io & 0xf000) as u64) | 0xfff | io_upper(br::IO_LIMIT_UPPER),
+        ),
+        mem: Window::new(mem(br::MEMORY_BASE, 0), mem(br::MEMORY_LIMIT, 0xf_ffff)),
+        pref: Window::new(
+            mem(br::PREF_BASE, 0) | upper(br::PREF_BASE_UPPER),
+            mem(br::PREF_LIMIT, 0xf_ffff) | upper(br::PREF_LIMIT_UPPER),
+        ),
+        control: r16(br::BRIDGE_CONTROL),
+    }
+}
+
+fn read_acs(offset: u16, r32: &dyn Fn(u16) -> u32) -> AcsState {
+    let regs = r32(offset + acs_reg::CAPABILITY);
+    let cap = AcsBits::from_register(regs as u16);
+    let mut egress = [0; 8];
+    let mut vector_bits = 0;
+    if cap.contains(AcsBits::EC) {
+        vector_bits = match (regs >> 8) as u8 {
+            0 => 256,
+            n => u16::from(n),
+        };
+        for (i, word) in egress
+            .iter_mut()
+            .enumerate()
+            .take(vector_bits.div_ceil(32).into())
+        {
+            *word = r32(offset + acs_reg::EGRESS_VECTOR + 4 * i as u16);
+        }
+    }
+    AcsState {
+        offset,
+        cap,
+        ctrl: AcsBits::from_register((regs >> 16) as u16),
+        vector_bits,
+        egress,
+    }
+}
+
+/// Everything the routers read, immutable once built.
+pub(crate) struct Snapshot {
+    pub(crate) topo: Arc<Topology>,
+    pub(crate) state: Vec<NodeState>,
+    pub(crate) bdfs: Vec<Option<Bdf>>,
+    pub(crate) policy: RcP2pPolicy,
+    pub(crate) iommu: Option<Arc<dyn Iommu>>,
+    pub(crate) generation: u64,
+}
+
+impl Snapshot {
+    /// Reads every node's registers, locking one function at a time.
+    pub(crate) fn build(
+        topo: Arc<Topology>,
+        policy: RcP2pPolicy,
+        iommu: Option<Arc<dyn Iommu>>,
+        generation: u64,
+    ) -> Self {
+        let state = topo
+            .nodes
+            .iter()
+            .map(|n| NodeState::read(&*n.lock_or_panic(), n.kind.is_bridge()))
+            .collect();
+        let mut snap = Snapshot {
+            topo,
+            state,
+            bdfs: Vec::new(),
+            policy,
+            iommu,
+            generation,
+        };
+        snap.bdfs = (0..snap.topo.nodes.len())
+            .map(|i| snap.find_bdf(i))
+            .collect();
+        snap
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> &Node {
+        &self.topo.nodes[id.index()]
+    }
+
+    pub(crate) fn state(&self, id: NodeId) -> &NodeState {
+        &self.state[id.index()]
+    }
+
+    pub(crate) fn children(&self, id: NodeId) -> &[NodeId] {
+        &self.topo.children[id.index()]
+    }
+}
