@@ -9,6 +9,7 @@ runs=${1:-5}
 cargo build --release -p p2pvm >&2
 kernel=$(bash guest-images/build-kernel.sh)/bzImage
 initrd=$(bash guest-images/build-initramfs.sh)
+mkdir -p bench/results
 out="bench/results/boot-$(date -u +%Y%m%d-%H%M%S).json"
 # Debian's own python3: the box runs host binaries, and shims are slow there.
 # One box vCPU: the guests have one, and a multi-vCPU TCG box can trip over

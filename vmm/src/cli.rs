@@ -18,9 +18,21 @@ pub struct Cli {
 pub enum Command {
     /// Boot a guest.
     Run(RunArgs),
+    /// Print the PCIe tree a topology gives the guest, like `lspci -tv`.
+    Topology(TopologyArgs),
     /// Run a host program where p2pvm runs its VMs: directly on hardware
     /// KVM, or inside the KVM host box (for side-by-side benchmarks).
     HostRun(HostRunArgs),
+}
+
+/// `p2pvm topology`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopologyArgs {
+    /// Topology file (default: the embedded default topology).
+    pub file: Option<PathBuf>,
+    /// Guest memory (it places the 64-bit aperture).
+    #[arg(long, default_value = "512M", value_parser = parse_size)]
+    pub memory: u64,
 }
 
 /// `p2pvm host-run`.
@@ -81,6 +93,10 @@ pub struct RunArgs {
     /// Where the VM runs.
     #[arg(long, value_enum, default_value_t = HostArg::Auto)]
     pub host: HostArg,
+    /// Keep the fabric's per-link byte and TLP counters in this JSON file
+    /// (rewritten during the run, final at exit).
+    #[arg(long)]
+    pub counters: Option<PathBuf>,
     /// Show the guest console on stderr (with --exec; it is always shown without).
     #[arg(long)]
     pub console: bool,

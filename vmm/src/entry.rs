@@ -45,6 +45,7 @@ pub fn main() -> ! {
     let result = match cli.command {
         Command::Run(args) => crate::run::run(args),
         Command::HostRun(args) => crate::run::host_run(args),
+        Command::Topology(args) => crate::run::topology(args),
     };
     let code = match result {
         Ok(code) => code,

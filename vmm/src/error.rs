@@ -52,6 +52,9 @@ pub enum Error {
     /// The KVM host box failed.
     #[error("host box: {0}")]
     HostBox(String),
+    /// The fabric refused a device or a placement.
+    #[error("fabric: {0}")]
+    Fabric(String),
     /// The guest failed or ended without doing what was asked.
     #[error("guest: {0}")]
     Guest(String),
@@ -63,6 +66,12 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl From<pcie_core::Error> for Error {
+    fn from(e: pcie_core::Error) -> Self {
+        Error::Fabric(e.to_string())
+    }
 }
 
 /// Result alias for the vmm crate.

@@ -4,14 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use pcie_core::{Bdf, Segment};
-use pcie_switch::{HostBridge, HostBridgeConfig};
-
-use crate::cli::{HostArg, HostRunArgs, RunArgs};
+use crate::cli::{HostArg, HostRunArgs, RunArgs, TopologyArgs};
 use crate::console::RawTerminal;
 use crate::devices::VmExit;
 use crate::error::{Error, Result};
+use crate::fabric::{self, NoRam, VmFabric};
 use crate::hostbox::{self, BoxConfig, HostChoice, HostKind};
+use crate::layout::ram_regions;
 use crate::layout::MIN_MEMORY;
 use crate::topology::Topology;
 use crate::vm::{self, VmConfig};
@@ -99,7 +98,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     let topology = Topology::load(args.topology.as_deref())?;
     // Building the fabric validates the topology before anything slow runs.
-    let fabric = config_bus(&topology)?;
+    dry_build(&topology, args.memory)?;
     if let Some(k) = &args.kernel {
         boot::kernel_format(k)?;
     }
@@ -135,7 +134,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             };
             hostbox::run_in_box(&exe, &inner, &cfg)
         }
-        HostKind::Kvm => run_kvm(&args, fabric, kernel, &initrds),
+        HostKind::Kvm => run_kvm(&args, topology, kernel, &initrds),
     }
 }
 
@@ -154,6 +153,9 @@ fn inner_args(
     }
     if let Some(t) = &args.topology {
         v.extend(["--topology".into(), t.into()]);
+    }
+    if let Some(c) = &args.counters {
+        v.extend(["--counters".into(), c.into()]);
     }
     if let Some(c) = &args.cmdline {
         v.extend(["--cmdline".into(), c.into()]);
@@ -176,30 +178,28 @@ fn inner_args(
     v
 }
 
-fn config_bus(topology: &Topology) -> Result<Arc<Mutex<Segment>>> {
-    let rc = &topology.root_complex;
-    let err = |msg: String| Error::Topology {
-        path: "[root_complex]".into(),
-        msg,
-    };
-    let mut bus = Segment::new();
-    let bridge = HostBridge::new(HostBridgeConfig {
-        vendor_id: rc.vendor_id,
-        device_id: rc.device_id,
-        revision_id: rc.revision,
-        subsystem_vendor_id: rc.subsystem_vendor_id.unwrap_or(rc.vendor_id),
-        subsystem_id: rc.subsystem_id.unwrap_or(rc.device_id),
-    })
-    .map_err(|e| err(e.to_string()))?;
-    let bdf = Bdf::new(0, 0, 0).map_err(|e| err(e.to_string()))?;
-    bus.insert(bdf, Box::new(bridge))
-        .map_err(|e| err(e.to_string()))?;
-    Ok(Arc::new(Mutex::new(bus)))
+/// Builds and enumerates the fabric without a VM (no RAM behind it).
+fn dry_build(topology: &Topology, memory: u64) -> Result<VmFabric> {
+    fabric::build(topology, memory, ram_regions(memory), Arc::new(NoRam))
+}
+
+/// `p2pvm topology`: prints the tree and BDFs the guest will see.
+pub fn topology(args: TopologyArgs) -> Result<i32> {
+    let topology = Topology::load(args.file.as_deref())?;
+    let built = dry_build(&topology, args.memory)?;
+    let roots: Vec<_> = built
+        .nodes
+        .iter()
+        .map(|(_, id)| *id)
+        .filter(|id| built.fabric.parent(*id).is_none())
+        .collect();
+    print!("{}", crate::topology::render(&built.fabric, &roots));
+    Ok(0)
 }
 
 fn run_kvm(
     args: &RunArgs,
-    fabric: Arc<Mutex<Segment>>,
+    topology: Topology,
     kernel: PathBuf,
     initrds: &[PathBuf],
 ) -> Result<i32> {
@@ -230,7 +230,8 @@ fn run_kvm(
         kernel,
         initrd,
         cmdline,
-        config_bus: fabric,
+        topology,
+        counters: args.counters.clone(),
         interactive,
         console_echo,
     })?;

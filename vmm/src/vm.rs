@@ -19,12 +19,13 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::acpi::{self, AcpiConfig};
 use crate::console::{AgentReport, AgentSink, ConsoleLog, StdinForwarder};
 use crate::devices::legacy::PowerPorts;
-use crate::devices::pci::{ConfigIo, Ecam, SharedConfigBus};
+use crate::devices::pci::{Aperture, ConfigIo, Ecam};
 use crate::devices::serial::{IrqLine, SerialPort};
 use crate::devices::{ExitSender, VmExit};
 use crate::error::{Error, Result};
 use crate::layout::*;
-use crate::{boot, cpu};
+use crate::topology::Topology;
+use crate::{boot, counters, cpu, fabric};
 
 /// Everything needed to start a VM.
 pub struct VmConfig {
@@ -38,8 +39,10 @@ pub struct VmConfig {
     pub initrd: Vec<u8>,
     /// The kernel command line.
     pub cmdline: String,
-    /// The PCI configuration bus built from the topology.
-    pub config_bus: SharedConfigBus,
+    /// The topology the fabric is built from.
+    pub topology: Topology,
+    /// Where to keep the fabric's link counters (JSON), if anywhere.
+    pub counters: Option<PathBuf>,
     /// Forward stdin to the console (interactive mode).
     pub interactive: bool,
     /// Echo the console to this stream (stdout when interactive).
@@ -75,6 +78,16 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         .map_err(|e| Error::kvm("create pit", e))?;
 
     let mem = guest_memory(&vm, cfg.memory)?;
+    let built = fabric::build(
+        &cfg.topology,
+        cfg.memory,
+        ram_regions(cfg.memory),
+        Arc::new(fabric::GuestMemoryRam(mem.clone())),
+    )?;
+    for line in built.report.to_string().lines() {
+        log::debug!("firmware: {line}");
+    }
+    let config_bus = built.fabric.clone();
     let rsdp = acpi::write_tables(
         &mem,
         &AcpiConfig {
@@ -118,14 +131,31 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         &mut io,
         PCI_CONFIG_ADDRESS,
         8,
-        Arc::new(Mutex::new(ConfigIo::new(cfg.config_bus.clone()))),
+        Arc::new(Mutex::new(ConfigIo::new(config_bus.clone()))),
     )?;
     register_mmio(
         &mut io,
         ECAM_START,
         ECAM_SIZE,
-        Arc::new(Mutex::new(Ecam::new(cfg.config_bus.clone()))),
+        Arc::new(Mutex::new(Ecam::new(config_bus.clone()))),
     )?;
+    register_mmio(
+        &mut io,
+        MMIO32_START,
+        MMIO32_SIZE,
+        Arc::new(Mutex::new(Aperture::new(config_bus.clone(), MMIO32_START))),
+    )?;
+    let (m64, m64_size) = mmio64_aperture(cfg.memory);
+    register_mmio(
+        &mut io,
+        m64,
+        m64_size,
+        Arc::new(Mutex::new(Aperture::new(config_bus.clone(), m64))),
+    )?;
+    let counters = cfg
+        .counters
+        .clone()
+        .map(|path| counters::CountersFile::start(path, &built));
     let io = Arc::new(io);
 
     for id in 0..cfg.cpus {
@@ -157,6 +187,9 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     let exit = exit_rx
         .recv()
         .unwrap_or_else(|_| VmExit::Error("all vCPUs stopped".into()));
+    if let Some(c) = counters {
+        c.finish();
+    }
     // Keep the memory mapped until the end: vCPU threads may still run.
     std::mem::forget(mem);
     let agent = agent_report

@@ -117,4 +117,35 @@ pub enum Error {
     /// The tree would be deeper than the router supports.
     #[error("fabric deeper than {0} levels")]
     TooDeep(usize),
+    /// Enumeration ran out of bus numbers: a hierarchy has at most 256 buses.
+    #[error("no bus number left for the secondary bus of bridge {bridge} (at most 256 buses)")]
+    TooManyBuses {
+        /// The bridge that needed one, as "name (bb:dd.f)".
+        bridge: String,
+    },
+    /// Enumeration: a bridge window or BAR does not fit its aperture.
+    #[error(
+        "{what} ({size:#x} bytes) does not fit the {aperture} aperture \
+         ({available:#x} bytes; the root bus needs {needed:#x})"
+    )]
+    ApertureExhausted {
+        /// The window or BAR, e.g. "the memory window of bridge rp1 (00:01.0)".
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// "32-bit MMIO", "64-bit MMIO" or "I/O".
+        aperture: &'static str,
+        /// The aperture's size in bytes.
+        available: u64,
+        /// What the root bus's resources of that kind need in all, with alignment.
+        needed: u64,
+    },
+    /// Enumeration was given a malformed aperture.
+    #[error("invalid {aperture} aperture: {reason}")]
+    InvalidAperture {
+        /// Which aperture.
+        aperture: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }

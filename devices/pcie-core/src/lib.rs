@@ -10,6 +10,10 @@
 //! [`ConfigSpace::add_capability`] / [`ConfigSpace::add_ext_capability`] or
 //! [`PciExpressCapability::add_to`], then forward the trait's config accesses
 //! to it.
+//!
+//! Before a guest boots, [`firmware::enumerate`] numbers the buses and
+//! assigns every BAR and bridge window through config space, like boot
+//! firmware.
 
 mod acs;
 mod bar;
@@ -19,6 +23,7 @@ mod config_space;
 mod decode;
 mod error;
 mod fabric;
+pub mod firmware;
 mod function;
 mod header;
 mod pcie_cap;
@@ -40,6 +45,9 @@ pub use fabric::{
     AcsViolationKind, BridgeState, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
     Hops, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target, TraceRecord,
     TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST,
+};
+pub use firmware::{
+    enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,
 };
 pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
 pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};

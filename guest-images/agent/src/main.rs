@@ -51,8 +51,11 @@ const REAP_INTERVAL: Duration = Duration::from_millis(100);
 /// Once the shell has exited, stop reading after this long without output...
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
 /// ...or after this long in all: background processes the command left
-/// behind may hold its pipes open forever.
-const DRAIN_MAX: Duration = Duration::from_secs(2);
+/// behind may hold its pipes open forever. Generous, because the pipes can
+/// still hold 64 KiB per stream when the shell exits, and the UART moves
+/// only tens of KiB per second under nested virtualization; a command whose
+/// pipes reach EOF never waits for it.
+const DRAIN_MAX: Duration = Duration::from_secs(60);
 
 /// Longest wait for the UART to send the last frames before powering off.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

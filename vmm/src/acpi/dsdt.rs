@@ -6,6 +6,7 @@
 //! Scope (\_SB) {
 //!     Device (PCI0) {            // PNP0A08 / PNP0A03, segment 0, bus 0, coherent DMA
 //!         Name (_CRS, ...)       // buses, CF8-CFF, I/O windows, MMIO32 and MMIO64 windows
+//!         Name (_PRT, ...)       // INTx of bus-0 slots to GSIs 16-23
 //!         Method (_OSC, 4) {     // grant the OS everything it asks for
 //!             CreateDWordField (Arg3, 0, CDW1)
 //!             If (Arg0 == ToUUID ("33db4d5b-1ff7-401c-9657-7441c03dd766")) { Return (Arg3) }
@@ -134,6 +135,23 @@ fn pci_host_bridge(ram_size: u64) -> Encoded {
         ],
     ));
 
+    // _PRT: INTx of every bus-0 slot to IOAPIC pins 16..23 (swizzled), so
+    // Linux can route legacy interrupts of ports and devices below them.
+    // p2pvm's devices use MSI; this only keeps the routing complete.
+    let routes: Vec<(u32, u8, u32)> = (1u32..32)
+        .flat_map(|dev| {
+            (0u8..4).map(move |pin| ((dev << 16) | 0xffff, pin, 16 + (dev + u32::from(pin)) % 8))
+        })
+        .collect();
+    let entries: Vec<Package> = routes
+        .iter()
+        .map(|(addr, pin, gsi)| Package::new(vec![addr, pin, &ZERO, gsi]))
+        .collect();
+    let prt = encode(&Name::new(
+        Path::new("_PRT"),
+        &Package::new(entries.iter().map(|p| p as &dyn Aml).collect()),
+    ));
+
     encode(&Device::new(
         Path::new("PCI0"),
         vec![
@@ -144,6 +162,7 @@ fn pci_host_bridge(ram_size: u64) -> Encoded {
             &Name::new(Path::new("_BBN"), &ZERO),
             &Name::new(Path::new("_CCA"), &ONE),
             &crs,
+            &prt,
             &osc,
         ],
     ))

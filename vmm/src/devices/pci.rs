@@ -1,15 +1,15 @@
-//! The CPU's two ways into PCI configuration space: the ECAM window (MCFG)
-//! and the legacy 0xCF8/0xCFC mechanism. Both forward to the fabric's
-//! configuration bus, which answers all ones for absent functions.
+//! The CPU's ways into the PCIe fabric: the ECAM window (MCFG), the legacy
+//! 0xCF8/0xCFC mechanism, and the MMIO apertures. All forward to the
+//! fabric, which answers all ones where nothing decodes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use pcie_core::{cf8_decode, ecam_decode, Bdf, Segment};
+use pcie_core::{cf8_decode, ecam_decode, Bdf, Fabric};
 use vm_device::bus::{MmioAddress, MmioAddressOffset, PioAddress, PioAddressOffset};
 use vm_device::{MutDeviceMmio, MutDevicePio};
 
-/// The fabric's configuration space, shared by both access mechanisms.
-pub type SharedConfigBus = Arc<Mutex<Segment>>;
+/// The fabric, shared by the access mechanisms and the devices' DMA.
+pub type SharedConfigBus = Arc<Fabric>;
 
 fn access(
     bus: &SharedConfigBus,
@@ -21,7 +21,6 @@ fn access(
         data.fill(0xff);
         return;
     };
-    let mut bus = bus.lock().unwrap_or_else(|p| p.into_inner());
     match write {
         Some(w) => {
             let effects = bus.config_write(bdf, reg, w);
@@ -117,5 +116,29 @@ impl MutDevicePio for ConfigIo {
             }
             _ => {}
         }
+    }
+}
+
+/// A CPU MMIO aperture (32- or 64-bit) of the host bridge: accesses are
+/// routed by bridge windows and BARs; undecoded ones master-abort.
+pub struct Aperture {
+    fabric: SharedConfigBus,
+    base: u64,
+}
+
+impl Aperture {
+    /// The aperture starting at guest physical `base`.
+    pub fn new(fabric: SharedConfigBus, base: u64) -> Self {
+        Aperture { fabric, base }
+    }
+}
+
+impl MutDeviceMmio for Aperture {
+    fn mmio_read(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
+        self.fabric.mmio_read(self.base + offset, data);
+    }
+
+    fn mmio_write(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
+        self.fabric.mmio_write(self.base + offset, data);
     }
 }

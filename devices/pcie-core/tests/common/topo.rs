@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use pcie_core::{
-    acs_reg, ext_cap_id, ext_capabilities, reg, AcsBits, BarKind, Bdf, Dir, DmaRequest, Fabric,
-    GuestRam, NodeId, NodeKind, RcP2pPolicy, Route,
+    acs_reg, ext_cap_id, ext_capabilities, reg, AcsBits, BarKind, Bdf, Dir, DmaRequest,
+    EnumerationReport, Fabric, GuestRam, NodeId, NodeKind, RcP2pPolicy, Route,
 };
 
 use super::bridge::TestBridge;
@@ -25,6 +25,8 @@ pub struct Topo {
     pub ids: HashMap<&'static str, NodeId>,
     /// Endpoints' shared state by name.
     pub eps: HashMap<&'static str, Arc<EpShared>>,
+    /// What the firmware did.
+    pub report: EnumerationReport,
 }
 
 impl Topo {
@@ -122,6 +124,7 @@ pub fn build(
         fabric,
         ids: HashMap::new(),
         eps: HashMap::new(),
+        report: EnumerationReport::default(),
     };
     for &(name, parent, dev, func, kind) in rows {
         let multi = rows
@@ -153,7 +156,7 @@ pub fn build(
         let id = topo.fabric.add(parent, dev, func, name, kind, f).unwrap();
         topo.ids.insert(name, id);
     }
-    firmware::enumerate(&topo.fabric);
+    topo.report = firmware::enumerate(&topo.fabric);
     topo
 }
 

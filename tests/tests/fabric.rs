@@ -1,0 +1,263 @@
+//! Fabric tier: boot Linux on fabrics with root ports, switches and ACS,
+//! and check what Linux reports against the topology file and the
+//! counters p2pvm keeps for every link.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::{guest, p2pvm, section};
+use p2pvm::topology::{AcsBit, Topology};
+
+fn topo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(name)
+}
+
+/// `(bdf, "vvvv:dddd")` of every function `p2pvm topology` prints.
+fn host_view(file: &Path) -> Vec<(String, String, String)> {
+    let r = p2pvm(&["topology", file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            let bdf = w.next().unwrap().trim_start_matches("0000:").to_string();
+            let ids = w.next().unwrap().trim_matches(['[', ']']).to_string();
+            let name = w.next().unwrap().to_string();
+            (bdf, ids, name)
+        })
+        .collect()
+}
+
+/// lspci's rendering of ACS bits: `SrcValid+ TransBlk- …`.
+fn acs_flags(bits: u16) -> String {
+    let names = [
+        "SrcValid",
+        "TransBlk",
+        "ReqRedir",
+        "CmpltRedir",
+        "UpstreamFwd",
+        "EgressCtrl",
+        "DirectTrans",
+    ];
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{n}{}", if bits & (1 << i) != 0 { '+' } else { '-' }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Expected (ACSCap, ACSCtl) per port name, from the topology file.
+fn expected_acs(t: &Topology) -> Vec<(String, u16, u16)> {
+    let mut v = Vec::new();
+    for rp in &t.root_port {
+        if let Some(a) = &rp.acs {
+            v.push((
+                rp.name.get_ref().clone(),
+                AcsBit::bits(&a.capability),
+                AcsBit::bits(&a.control),
+            ));
+        }
+    }
+    for sw in &t.switch {
+        for dp in &sw.downstream {
+            if let Some(a) = &dp.acs {
+                v.push((
+                    dp.name.get_ref().clone(),
+                    AcsBit::bits(&a.capability),
+                    AcsBit::bits(&a.control),
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn check_fabric(file: &str) {
+    let path = topo(file);
+    let host = host_view(&path);
+    let t = Topology::load(Some(&path)).unwrap();
+    let mut script = String::from("echo '=== lspci ==='; lspci -n; echo '=== pcieport ==='; ls /sys/bus/pci/drivers/pcieport; echo '=== dmesg ==='; dmesg;");
+    for (bdf, _, name) in &host {
+        script += &format!(" echo '=== {name} ==='; lspci -vvv -s {bdf};");
+    }
+    let r = guest(
+        &["--topology", path.to_str().unwrap(), "--memory", "768M"],
+        &script,
+    );
+    assert_eq!(r.code, 0);
+
+    // Same functions at the same addresses with the same IDs.
+    let guest_view: BTreeSet<(String, String)> = section(&r.stdout, "lspci")
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0].to_string(), w[2].to_string())
+        })
+        .collect();
+    let host_set: BTreeSet<(String, String)> = host
+        .iter()
+        .map(|(b, i, _)| (b.clone(), i.clone()))
+        .collect();
+    assert_eq!(guest_view, host_set, "lspci -n differs from p2pvm topology");
+
+    // ACS capability and control on every root and downstream port, as set.
+    for (name, cap, ctl) in expected_acs(&t) {
+        let dump = section(&r.stdout, &name);
+        assert!(
+            dump.contains("Access Control Services"),
+            "{name}: no ACS in\n{dump}"
+        );
+        let want_cap = format!("ACSCap:\t{}", acs_flags(cap));
+        let want_ctl = format!("ACSCtl:\t{}", acs_flags(ctl));
+        assert!(
+            dump.contains(&want_cap),
+            "{name}: want {want_cap} in\n{dump}"
+        );
+        assert!(
+            dump.contains(&want_ctl),
+            "{name}: want {want_ctl} in\n{dump}"
+        );
+    }
+
+    // pcieport binds every port; AER comes up on the root ports.
+    let bound = section(&r.stdout, "pcieport");
+    let dmesg = section(&r.stdout, "dmesg");
+    for (bdf, _, name) in &host {
+        let port = name.starts_with("rp") || name.contains("-dp") || name.starts_with("sw");
+        if port {
+            assert!(
+                bound.contains(&format!("0000:{bdf}")),
+                "{name} ({bdf}) not bound to pcieport:\n{bound}"
+            );
+        }
+        if name.starts_with("rp") {
+            assert!(
+                dmesg.contains(&format!("pcieport 0000:{bdf}: AER: enabled with IRQ")),
+                "{name}: AER not enabled:\n{dmesg}"
+            );
+        }
+    }
+
+    // No PCI warnings or errors.
+    let bad: Vec<&str> = dmesg
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            (l.contains("pci") || l.contains("acpi"))
+                && [
+                    "warn",
+                    "error",
+                    "fail",
+                    "no space",
+                    "can't",
+                    "firmware bug",
+                    "bug:",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "PCI complaints in dmesg:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn default_topology_with_test_endpoints_matches_linux() {
+    check_fabric("p2p.toml");
+}
+
+#[test]
+fn two_switch_levels_match_linux() {
+    check_fabric("deep.toml");
+}
+
+/// `(up_bytes, down_bytes)` of `name`'s link in a `--counters` file.
+fn link_bytes(json: &str, name: &str) -> (u64, u64) {
+    let line = json
+        .lines()
+        .find(|l| l.contains(&format!("\"name\": \"{name}\",")))
+        .unwrap_or_else(|| panic!("no link {name} in\n{json}"));
+    let field = |f: &str| -> u64 {
+        let at = line.find(&format!("\"{f}\": ")).expect(f) + f.len() + 4;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("up_bytes"), field("down_bytes"))
+}
+
+/// Guest script: ep0 (03:00.0) copies 64 KiB from ep1's BAR2 (04:00.0) to
+/// ep2's BAR2 (05:00.0) with its config-space DMA engine, after `acs`
+/// (setpci commands) ran; prints the engine's status.
+fn dma_script(acs: &str) -> String {
+    format!(
+        "set -e; {acs}
+         bar2() {{ lspci -s $1 -vv 2>/dev/null | sed -n 's/.*Region 2: Memory at \\([0-9a-f]*\\).*/\\1/p'; }}
+         src=$(bar2 04:00.0); dst=$(bar2 05:00.0)
+         lo() {{ printf %08x $(( 0x$1 & 0xffffffff )); }}
+         hi() {{ printf %08x $(( 0x$1 >> 32 )); }}
+         setpci -s 03:00.0 CAP_VNDR+8.L=$(lo $src) CAP_VNDR+c.L=$(hi $src) \
+             CAP_VNDR+10.L=$(lo $dst) CAP_VNDR+14.L=$(hi $dst) CAP_VNDR+18.L=10000
+         setpci -s 03:00.0 CAP_VNDR+4.L=1
+         echo status=$(setpci -s 03:00.0 CAP_VNDR+1c.L) done=$(setpci -s 03:00.0 CAP_VNDR+20.L)"
+    )
+}
+
+fn run_dma(acs: &str) -> (common::Run, String) {
+    let counters = std::env::temp_dir().join(format!(
+        "p2pvm-counters-{}-{}.json",
+        std::process::id(),
+        acs.len()
+    ));
+    let r = guest(
+        &[
+            "--topology",
+            topo("p2p.toml").to_str().unwrap(),
+            "--counters",
+            counters.to_str().unwrap(),
+        ],
+        &dma_script(acs),
+    );
+    let json = std::fs::read_to_string(&counters).expect("counters file");
+    let _ = std::fs::remove_file(&counters);
+    (r, json)
+}
+
+#[test]
+fn switch_local_p2p_stays_below_the_switch() {
+    let (r, json) = run_dma("");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000");
+    // Nothing crossed the switch's upstream link or the root port.
+    assert_eq!(link_bytes(&json, "sw1"), (0, 0), "{json}");
+    assert_eq!(link_bytes(&json, "rp1"), (0, 0), "{json}");
+    // Read completions came up from ep1 and down to ep0; the writes went down to ep2.
+    assert_eq!(link_bytes(&json, "ep1"), (65536, 0), "{json}");
+    assert_eq!(link_bytes(&json, "ep0"), (65536, 65536), "{json}");
+    assert_eq!(link_bytes(&json, "ep2"), (0, 65536), "{json}");
+}
+
+#[test]
+fn acs_redirect_set_with_setpci_sends_p2p_through_the_root_complex() {
+    // What Linux's pci_std_enable_acs would set: SV, RR, CR, UF (0x1d),
+    // on the requester's downstream port and on the root port above it.
+    let (r, json) =
+        run_dma("setpci -s 02:00.0 ECAP_ACS+6.w=001d; setpci -s 00:01.0 ECAP_ACS+6.w=001d;");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000");
+    // The read's completions and the writes both went up to the root
+    // complex and back down: 128 KiB each way over the switch's link.
+    assert_eq!(link_bytes(&json, "sw1"), (131072, 131072), "{json}");
+    assert_eq!(link_bytes(&json, "ep2"), (0, 65536), "{json}");
+}

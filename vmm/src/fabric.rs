@@ -1,0 +1,270 @@
+//! Building the PCIe fabric from the topology: host bridge, root ports,
+//! switches and endpoints as nodes of a `pcie_core::Fabric`, numbered and
+//! given resources the way firmware does before Linux boots.
+
+use std::sync::Arc;
+
+use p2pvm_testdev::{TestEndpoint, TestEndpointConfig};
+use pcie_core::firmware::{enumerate, Apertures, EnumerationReport};
+use pcie_core::{DmaHandle, Fabric, GuestRam, LinkSpeed, NodeId, NodeKind, RcP2pPolicy};
+use pcie_switch::{AcsConfig, BridgeConfig, HostBridge, HostBridgeConfig, PciBridge, PortKind};
+
+use crate::error::{Error, Result};
+use crate::layout::{mmio64_aperture, MMIO32_SIZE, MMIO32_START, PCI_IO_END, PCI_IO_START};
+use crate::topology::{Acs, AcsBit, EndpointKind, Link, P2pPolicy, PlacedKind, Speed, Topology};
+
+/// Root port IDs: Red Hat's generic PCIe root port.
+const ROOT_PORT_ID: (u16, u16) = (0x1b36, 0x000c);
+/// Switch port IDs: TI XIO3130 upstream and downstream ports.
+const SWITCH_UP_ID: (u16, u16) = (0x104c, 0x8232);
+const SWITCH_DOWN_ID: (u16, u16) = (0x104c, 0x8233);
+/// Default size of a test endpoint's RAM-backed BAR.
+const TEST_BAR_SIZE: u64 = 1 << 20;
+
+/// The built fabric and where each topology node landed.
+pub struct VmFabric {
+    /// The fabric, shared by vCPUs (config and MMIO) and devices (DMA).
+    pub fabric: Arc<Fabric>,
+    /// `(name, node)` in tree order, host bridge first.
+    pub nodes: Vec<(String, NodeId)>,
+    /// What enumeration assigned.
+    pub report: EnumerationReport,
+}
+
+/// Guest RAM that refuses every access: for validating a topology before
+/// the VM exists.
+pub struct NoRam;
+
+impl GuestRam for NoRam {
+    fn read(&self, _addr: u64, _buf: &mut [u8]) -> bool {
+        false
+    }
+    fn write(&self, _addr: u64, _buf: &[u8]) -> bool {
+        false
+    }
+}
+
+fn speed(s: Speed) -> LinkSpeed {
+    match s {
+        Speed::Gen1 => LinkSpeed::Gt2_5,
+        Speed::Gen2 => LinkSpeed::Gt5,
+        Speed::Gen3 => LinkSpeed::Gt8,
+        Speed::Gen4 => LinkSpeed::Gt16,
+        Speed::Gen5 => LinkSpeed::Gt32,
+    }
+}
+
+fn acs(a: &Option<Acs>) -> Option<AcsConfig> {
+    a.as_ref().map(|a| {
+        let capability = AcsBit::bits(&a.capability);
+        let ec = capability & AcsBit::EC.mask() != 0;
+        AcsConfig {
+            capability,
+            control: AcsBit::bits(&a.control),
+            stuck: AcsBit::bits(&a.stuck),
+            egress_vector_size: if ec {
+                a.egress_vector_size.unwrap_or(8)
+            } else {
+                0
+            },
+            egress_vector: a.egress_vector,
+        }
+    })
+}
+
+fn bridge(
+    kind: PortKind,
+    id: (u16, u16),
+    port_number: u8,
+    link: Link,
+    slot: Option<u16>,
+    acs_cfg: Option<AcsConfig>,
+    has_child: bool,
+) -> std::result::Result<PciBridge, pcie_switch::Error> {
+    let mut b = PciBridge::new(BridgeConfig {
+        kind,
+        vendor_id: id.0,
+        device_id: id.1,
+        revision_id: 0,
+        port_number,
+        link_speed: speed(link.speed),
+        link_width: link.width,
+        slot,
+        acs: acs_cfg,
+        aer: true,
+    })?;
+    b.set_child_present(has_child);
+    Ok(b)
+}
+
+/// Builds the fabric for `topo` over guest RAM `ram` (ranges `ram_ranges`)
+/// and enumerates it like firmware.
+pub fn build(
+    topo: &Topology,
+    ram_size: u64,
+    ram_ranges: Vec<(u64, u64)>,
+    ram: Arc<dyn GuestRam>,
+) -> Result<VmFabric> {
+    let terr = |msg: String| Error::Topology {
+        path: "fabric".into(),
+        msg,
+    };
+    let layout = topo.layout().map_err(|(_, m)| terr(m))?;
+    let rc = &topo.root_complex;
+    let policy = match rc.p2p {
+        P2pPolicy::Forward => RcP2pPolicy::Forward,
+        P2pPolicy::UnsupportedRequest => RcP2pPolicy::UnsupportedRequest,
+    };
+    let fabric = Arc::new(Fabric::new(ram_ranges, policy));
+    let hb = HostBridge::new(HostBridgeConfig {
+        vendor_id: rc.vendor_id,
+        device_id: rc.device_id,
+        revision_id: rc.revision,
+        subsystem_vendor_id: rc.subsystem_vendor_id.unwrap_or(rc.vendor_id),
+        subsystem_id: rc.subsystem_id.unwrap_or(rc.device_id),
+    })
+    .map_err(|e| terr(format!("root_complex: {e}")))?;
+    let host = fabric
+        .add(
+            None,
+            0,
+            0,
+            "host-bridge",
+            NodeKind::HostBridge,
+            Box::new(hb),
+        )
+        .map_err(|e| terr(e.to_string()))?;
+
+    let has_child = |i: usize| layout.iter().any(|p| p.parent == Some(i));
+    let mut ids: Vec<NodeId> = Vec::with_capacity(layout.len());
+    let mut nodes = vec![("host-bridge".to_string(), host)];
+    let mut slot: u16 = 0;
+    for (i, p) in layout.iter().enumerate() {
+        let parent = p.parent.map(|x| ids[x]);
+        let name = p.name.as_str();
+        let e = |m: String| terr(format!("{name}: {m}"));
+        let id = match p.kind {
+            PlacedKind::RootPort(r) => {
+                let rp = &topo.root_port[r];
+                slot += 1;
+                let b = bridge(
+                    PortKind::RootPort,
+                    ROOT_PORT_ID,
+                    p.device,
+                    rp.link,
+                    Some(slot),
+                    acs(&rp.acs),
+                    has_child(i),
+                )
+                .map_err(|x| e(x.to_string()))?;
+                fabric
+                    .add(parent, p.device, 0, name, NodeKind::RootPort, Box::new(b))
+                    .map_err(Error::from)
+            }
+            PlacedKind::SwitchUpstream(s) => {
+                let sw = &topo.switch[s];
+                let b = bridge(
+                    PortKind::SwitchUpstream,
+                    SWITCH_UP_ID,
+                    0,
+                    sw.link,
+                    None,
+                    None,
+                    true,
+                )
+                .map_err(|x| e(x.to_string()))?;
+                fabric
+                    .add(parent, 0, 0, name, NodeKind::SwitchUpstream, Box::new(b))
+                    .map_err(Error::from)
+            }
+            PlacedKind::SwitchDownstream(s, d) => {
+                let dp = &topo.switch[s].downstream[d];
+                slot += 1;
+                let b = bridge(
+                    PortKind::SwitchDownstream,
+                    SWITCH_DOWN_ID,
+                    p.device,
+                    dp.link,
+                    Some(slot),
+                    acs(&dp.acs),
+                    has_child(i),
+                )
+                .map_err(|x| e(x.to_string()))?;
+                fabric
+                    .add(
+                        parent,
+                        p.device,
+                        0,
+                        name,
+                        NodeKind::SwitchDownstream,
+                        Box::new(b),
+                    )
+                    .map_err(Error::from)
+            }
+            PlacedKind::Endpoint(n) => {
+                let ep = &topo.endpoint[n];
+                match ep.kind {
+                    EndpointKind::Test => {
+                        let bar2_size = match &ep.bar_size {
+                            Some(s) => crate::cli::parse_size(s).map_err(e)?,
+                            None => TEST_BAR_SIZE,
+                        };
+                        let cfg = TestEndpointConfig {
+                            bar2_size,
+                            link_speed: speed(ep.link.speed),
+                            link_width: ep.link.width,
+                        };
+                        let f = fabric.clone();
+                        let ram = ram.clone();
+                        fabric.add_with(parent, 0, 0, name, NodeKind::Endpoint, move |id| {
+                            let dev = TestEndpoint::new(cfg, DmaHandle::new(f, id, ram))
+                                .map_err(|x| Error::Fabric(x.to_string()))?;
+                            Ok::<_, Error>(Box::new(dev) as Box<dyn pcie_core::PciFunction>)
+                        })
+                    }
+                }
+            }
+        }
+        .map_err(|x| match x {
+            Error::Fabric(m) => e(m),
+            other => other,
+        })?;
+        ids.push(id);
+        nodes.push((p.name.clone(), id));
+    }
+
+    let (m64, m64_size) = mmio64_aperture(ram_size);
+    let report = enumerate(
+        &fabric,
+        &Apertures {
+            mmio32: (MMIO32_START, MMIO32_SIZE),
+            mmio64: (m64, m64_size),
+            io: (PCI_IO_START, PCI_IO_END),
+        },
+    )
+    .map_err(|x| terr(x.to_string()))?;
+    Ok(VmFabric {
+        fabric,
+        nodes,
+        report,
+    })
+}
+
+/// Guest RAM as the fabric's DMA target.
+pub struct GuestMemoryRam(pub vm_memory::GuestMemoryMmap);
+
+impl GuestRam for GuestMemoryRam {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        use vm_memory::Bytes;
+        self.0
+            .read_slice(buf, vm_memory::GuestAddress(addr))
+            .is_ok()
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> bool {
+        use vm_memory::Bytes;
+        self.0
+            .write_slice(buf, vm_memory::GuestAddress(addr))
+            .is_ok()
+    }
+}

@@ -1,0 +1,310 @@
+//! The topology file (TOML): what the PCIe fabric looks like.
+//!
+//! ```toml
+//! [root_complex]
+//! vendor_id = 0x8086          # host bridge IDs (Linux's P2PDMA whitelists some)
+//! device_id = 0x2020
+//! p2p = "forward"             # or "unsupported-request"
+//!
+//! [[root_port]]
+//! name = "rp1"
+//! link = { speed = "gen4", width = 16 }
+//! acs = { capability = ["SV", "RR", "CR", "UF"], control = [], stuck = [] }
+//!
+//! [[switch]]
+//! name = "sw1"
+//! parent = "rp1"
+//! [[switch.downstream]]
+//! name = "sw1-dp0"
+//! acs = { capability = ["SV", "RR", "CR", "UF", "EC"], control = [], egress_vector_size = 3 }
+//!
+//! [[endpoint]]
+//! name = "ep0"
+//! parent = "sw1-dp0"
+//! kind = "test"
+//! ```
+//!
+//! Root ports sit on bus 0 at device 1, 2, … in file order; a switch's
+//! downstream ports at device 0, 1, … on its internal bus; every endpoint
+//! and switch at device 0 below its port.
+
+mod print;
+mod validate;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+pub use print::render;
+pub use validate::{Layout, Placed, PlacedKind};
+
+/// The topology used when no file is given.
+pub const DEFAULT_TOPOLOGY: &str = include_str!("../../../topologies/default.toml");
+
+/// A whole topology file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// The root complex and its host bridge.
+    pub root_complex: RootComplex,
+    /// Root ports, on bus 0 in file order.
+    #[serde(default)]
+    pub root_port: Vec<RootPort>,
+    /// Switches, each below a root port or a downstream port.
+    #[serde(default)]
+    pub switch: Vec<Switch>,
+    /// Endpoints, each below a root port or a downstream port.
+    #[serde(default)]
+    pub endpoint: Vec<Endpoint>,
+}
+
+/// The root complex.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RootComplex {
+    /// Host bridge vendor ID.
+    pub vendor_id: u16,
+    /// Host bridge device ID.
+    pub device_id: u16,
+    /// Host bridge revision.
+    #[serde(default)]
+    pub revision: u8,
+    /// Subsystem vendor ID (defaults to the vendor ID).
+    #[serde(default)]
+    pub subsystem_vendor_id: Option<u16>,
+    /// Subsystem ID (defaults to the device ID).
+    #[serde(default)]
+    pub subsystem_id: Option<u16>,
+    /// Peer-to-peer between root ports.
+    #[serde(default)]
+    pub p2p: P2pPolicy,
+}
+
+/// The root complex's peer-to-peer policy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum P2pPolicy {
+    /// Forward requests between root ports.
+    #[default]
+    Forward,
+    /// Answer them with Unsupported Request.
+    UnsupportedRequest,
+}
+
+/// Link speed and width.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// `gen1` … `gen5`.
+    #[serde(default = "default_speed")]
+    pub speed: Speed,
+    /// Lanes: 1, 2, 4, 8, 16 or 32.
+    #[serde(default = "default_width")]
+    pub width: u8,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            speed: default_speed(),
+            width: default_width(),
+        }
+    }
+}
+
+fn default_speed() -> Speed {
+    Speed::Gen4
+}
+
+fn default_width() -> u8 {
+    16
+}
+
+/// PCIe generations.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Speed {
+    /// 2.5 GT/s.
+    Gen1,
+    /// 5 GT/s.
+    Gen2,
+    /// 8 GT/s.
+    Gen3,
+    /// 16 GT/s.
+    Gen4,
+    /// 32 GT/s.
+    Gen5,
+}
+
+/// An ACS bit name.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum AcsBit {
+    /// Source Validation.
+    SV,
+    /// Translation Blocking.
+    TB,
+    /// P2P Request Redirect.
+    RR,
+    /// P2P Completion Redirect.
+    CR,
+    /// Upstream Forwarding.
+    UF,
+    /// P2P Egress Control.
+    EC,
+    /// Direct Translated P2P.
+    DT,
+}
+
+impl AcsBit {
+    /// The bit's value in the ACS capability and control registers.
+    pub fn mask(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// The register value of a list of bits.
+    pub fn bits(list: &[AcsBit]) -> u16 {
+        list.iter().fold(0, |acc, b| acc | b.mask())
+    }
+}
+
+/// The ACS capability of a root or downstream port.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Acs {
+    /// Implemented bits.
+    pub capability: Vec<AcsBit>,
+    /// Bits enabled at power-on.
+    #[serde(default)]
+    pub control: Vec<AcsBit>,
+    /// Control bits the guest cannot change (broken firmware or hardware).
+    #[serde(default)]
+    pub stuck: Vec<AcsBit>,
+    /// Egress control vector size in bits (with EC).
+    #[serde(default)]
+    pub egress_vector_size: Option<u16>,
+    /// Initial egress control vector (with EC).
+    #[serde(default)]
+    pub egress_vector: u32,
+}
+
+/// A root port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RootPort {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Link to its child.
+    #[serde(default)]
+    pub link: Link,
+    /// ACS capability (none when absent).
+    #[serde(default)]
+    pub acs: Option<Acs>,
+}
+
+/// A switch: an upstream port and its downstream ports.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// The root port or downstream port it hangs below.
+    pub parent: Spanned<String>,
+    /// The upstream link.
+    #[serde(default)]
+    pub link: Link,
+    /// Downstream ports, at device 0, 1, … of the internal bus.
+    pub downstream: Vec<DownstreamPort>,
+}
+
+/// A switch downstream port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamPort {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Link to its child.
+    #[serde(default)]
+    pub link: Link,
+    /// ACS capability (none when absent).
+    #[serde(default)]
+    pub acs: Option<Acs>,
+}
+
+/// Kinds of endpoint.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointKind {
+    /// The fabric test endpoint: RAM-backed BAR and a DMA engine.
+    Test,
+}
+
+/// An endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// The root port or downstream port it hangs below.
+    pub parent: Spanned<String>,
+    /// What it is.
+    pub kind: EndpointKind,
+    /// Its link.
+    #[serde(default)]
+    pub link: Link,
+    /// Size of the RAM-backed BAR (test endpoint), e.g. "1M".
+    #[serde(default)]
+    pub bar_size: Option<String>,
+}
+
+impl Topology {
+    /// Parses and validates a topology; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<Topology> {
+        let t: Topology = toml::from_str(text).map_err(|e| Error::Topology {
+            path: name.to_string(),
+            msg: one_line(&e),
+        })?;
+        t.layout().map_err(|(span, msg)| Error::Topology {
+            path: name.to_string(),
+            msg: match span {
+                Some(s) => format!("line {}: {msg}", line_of(text, s)),
+                None => msg,
+            },
+        })?;
+        Ok(t)
+    }
+
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Topology> {
+        match path {
+            None => Self::parse(DEFAULT_TOPOLOGY, "<default>"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::Topology {
+                    path: p.display().to_string(),
+                    msg: e.to_string(),
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+/// toml's errors span several lines with a caret drawing; keep the facts.
+fn one_line(e: &toml::de::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or_default();
+    match first.find("line ") {
+        Some(pos) => format!("{}: {}", first[pos..].trim(), e.message().trim()),
+        None => e.message().trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+
+fn err(text: &str) -> String {
+    Topology::parse(text, "t.toml").unwrap_err().to_string()
+}
+
+const RC: &str = "[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n";
+
+#[test]
+fn default_parses_and_places_a_switch_below_root_port_1() {
+    let t = Topology::load(None).unwrap();
+    assert_eq!(t.root_complex.vendor_id, 0x8086);
+    assert_eq!(t.root_complex.device_id, 0x2020);
+    let l = t.layout().unwrap();
+    let names: Vec<_> = l.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["rp1", "rp2", "sw1", "sw1-dp0", "sw1-dp1", "sw1-dp2"]
+    );
+    assert_eq!(l[2].parent, Some(0));
+    assert_eq!((l[5].parent, l[5].device), (Some(2), 2));
+    assert_eq!(l[1].device, 2);
+}
+
+#[test]
+fn syntax_and_type_errors_name_the_line() {
+    let e = err("[root_complex]\nvendor_id = 0x8086\ndevice_id = \"x\"\n");
+    assert!(e.starts_with("topology t.toml: line 3"), "{e}");
+    let e = err(&format!("{RC}colour = 3\n"));
+    assert!(e.contains("colour") && e.contains("line 4"), "{e}");
+    assert!(!e.contains('\n'));
+    let e = err("[root_complex\n");
+    assert!(e.contains("line 1"), "{e}");
+    let e = err("[root_complex]\nvendor_id = 70000\ndevice_id = 2\n");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn unknown_device_kind() {
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\n[[endpoint]]\nname = \"e\"\nparent = \"rp1\"\nkind = \"gpu\"\n"
+    ));
+    assert!(e.contains("line 9") && e.contains("gpu"), "{e}");
+}
+
+#[test]
+fn port_with_two_children() {
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\n\
+         [[endpoint]]\nname = \"a\"\nparent = \"rp1\"\nkind = \"test\"\n\
+         [[endpoint]]\nname = \"b\"\nparent = \"rp1\"\nkind = \"test\"\n"
+    ));
+    assert!(
+        e.contains("line 12") && e.contains("already has a child ('a')"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_and_unknown_names() {
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp\"\n[[root_port]]\nname = \"rp\"\n"
+    ));
+    assert!(
+        e.contains("line 7") && e.contains("duplicate name 'rp'"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{RC}[[endpoint]]\nname = \"e\"\nparent = \"nowhere\"\nkind = \"test\"\n"
+    ));
+    assert!(
+        e.contains("line 6") && e.contains("unknown parent 'nowhere'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn parent_must_be_a_port() {
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\n\
+         [[switch]]\nname = \"sw\"\nparent = \"rp1\"\n[[switch.downstream]]\nname = \"dp\"\n\
+         [[endpoint]]\nname = \"e\"\nparent = \"sw\"\nkind = \"test\"\n"
+    ));
+    assert!(e.contains("not a root port or downstream port"), "{e}");
+}
+
+#[test]
+fn more_than_256_buses() {
+    // 31 root ports, each with a switch of 8 downstream ports: 1 + 31 * 10 buses.
+    let mut t = RC.to_string();
+    for r in 0..31 {
+        t += &format!("[[root_port]]\nname = \"rp{r}\"\n");
+    }
+    for r in 0..31 {
+        t += &format!("[[switch]]\nname = \"sw{r}\"\nparent = \"rp{r}\"\n");
+        for d in 0..8 {
+            t += &format!("[[switch.downstream]]\nname = \"sw{r}-dp{d}\"\n");
+        }
+    }
+    let e = err(&t);
+    assert!(e.contains("311 buses; PCIe has 256"), "{e}");
+}
+
+#[test]
+fn acs_and_link_checks() {
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\nacs = {{ capability = [\"SV\"], control = [\"RR\"] }}\n"
+    ));
+    assert!(
+        e.contains("line 5") && e.contains("control enables bits"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\nacs = {{ capability = [\"SV\"], egress_vector_size = 4 }}\n"
+    ));
+    assert!(e.contains("without EC"), "{e}");
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\nlink = {{ width = 3 }}\n"
+    ));
+    assert!(e.contains("link width x3"), "{e}");
+    let e = err(&format!(
+        "{RC}[[root_port]]\nname = \"rp1\"\nacs = {{ capability = [\"XX\"] }}\n"
+    ));
+    assert!(e.contains("line 6") && e.contains("XX"), "{e}");
+}
