@@ -9,6 +9,7 @@ use pcie_core::firmware::{enumerate, Apertures, EnumerationReport};
 use pcie_core::{DmaHandle, Fabric, GuestRam, LinkSpeed, NodeId, NodeKind, RcP2pPolicy};
 use pcie_switch::{AcsConfig, BridgeConfig, HostBridge, HostBridgeConfig, PciBridge, PortKind};
 
+use crate::devices::barmap::RamBar;
 use crate::error::{Error, Result};
 use crate::layout::{mmio64_aperture, MMIO32_SIZE, MMIO32_START, PCI_IO_END, PCI_IO_START};
 use crate::topology::{Acs, AcsBit, EndpointKind, Link, P2pPolicy, PlacedKind, Speed, Topology};
@@ -29,6 +30,8 @@ pub struct VmFabric {
     pub nodes: Vec<(String, NodeId)>,
     /// What enumeration assigned.
     pub report: EnumerationReport,
+    /// BARs backed by host memory, to map into the guest.
+    pub ram_bars: Vec<RamBar>,
 }
 
 /// Guest RAM that refuses every access: for validating a topology before
@@ -139,6 +142,7 @@ pub fn build(
     let mut ids: Vec<NodeId> = Vec::with_capacity(layout.len());
     let mut nodes = vec![("host-bridge".to_string(), host)];
     let mut slot: u16 = 0;
+    let ram_bars = std::sync::Mutex::new(Vec::new());
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
         let name = p.name.as_str();
@@ -216,9 +220,21 @@ pub fn build(
                         };
                         let f = fabric.clone();
                         let ram = ram.clone();
+                        let ram_bars = &ram_bars;
                         fabric.add_with(parent, 0, 0, name, NodeKind::Endpoint, move |id| {
                             let dev = TestEndpoint::new(cfg, DmaHandle::new(f, id, ram))
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
+                            if let Some((host, size)) = dev.bar_backing(2) {
+                                ram_bars
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(RamBar {
+                                        node: id,
+                                        bar: 2,
+                                        host: host as usize,
+                                        size: size as u64,
+                                    });
+                            }
                             Ok::<_, Error>(Box::new(dev) as Box<dyn pcie_core::PciFunction>)
                         })
                     }
@@ -247,6 +263,7 @@ pub fn build(
         fabric,
         nodes,
         report,
+        ram_bars: ram_bars.into_inner().unwrap_or_else(|p| p.into_inner()),
     })
 }
 

@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{self, AcpiConfig};
 use crate::console::{AgentReport, AgentSink, ConsoleLog, StdinForwarder};
+use crate::devices::barmap::BarMapper;
 use crate::devices::legacy::PowerPorts;
 use crate::devices::pci::{Aperture, ConfigIo, Ecam};
 use crate::devices::serial::{IrqLine, SerialPort};
@@ -65,7 +66,7 @@ const TSS_ADDRESS: usize = 0xfffb_d000;
 /// Creates the VM, boots the kernel and runs it until it ends.
 pub fn run(cfg: VmConfig) -> Result<Outcome> {
     let kvm = Kvm::new().map_err(|e| Error::kvm("open /dev/kvm", e))?;
-    let vm = kvm.create_vm().map_err(|e| Error::kvm("create vm", e))?;
+    let vm = Arc::new(kvm.create_vm().map_err(|e| Error::kvm("create vm", e))?);
     vm.set_tss_address(TSS_ADDRESS)
         .map_err(|e| Error::kvm("set tss address", e))?;
     vm.create_irq_chip()
@@ -88,6 +89,12 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         log::debug!("firmware: {line}");
     }
     let config_bus = built.fabric.clone();
+    let bars = Arc::new(BarMapper::new(
+        vm.clone(),
+        config_bus.clone(),
+        built.ram_bars.clone(),
+    ));
+    bars.sync();
     let rsdp = acpi::write_tables(
         &mem,
         &AcpiConfig {
@@ -131,13 +138,13 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         &mut io,
         PCI_CONFIG_ADDRESS,
         8,
-        Arc::new(Mutex::new(ConfigIo::new(config_bus.clone()))),
+        Arc::new(Mutex::new(ConfigIo::new(config_bus.clone(), bars.clone()))),
     )?;
     register_mmio(
         &mut io,
         ECAM_START,
         ECAM_SIZE,
-        Arc::new(Mutex::new(Ecam::new(config_bus.clone()))),
+        Arc::new(Mutex::new(Ecam::new(config_bus.clone(), bars.clone()))),
     )?;
     register_mmio(
         &mut io,

@@ -1,6 +1,7 @@
 //! Legacy platform devices of the VM: UARTs, the reset and power ports, and
 //! the PCI configuration mechanisms in front of the fabric.
 
+pub mod barmap;
 pub mod legacy;
 pub mod pci;
 pub mod serial;

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use pcie_core::{cf8_decode, ecam_decode, Bdf, Fabric};
+
+use super::barmap::BarMapper;
 use vm_device::bus::{MmioAddress, MmioAddressOffset, PioAddress, PioAddressOffset};
 use vm_device::{MutDeviceMmio, MutDevicePio};
 
@@ -13,6 +15,7 @@ pub type SharedConfigBus = Arc<Fabric>;
 
 fn access(
     bus: &SharedConfigBus,
+    bars: &BarMapper,
     target: Option<(Bdf, u16)>,
     data: &mut [u8],
     write: Option<&[u8]>,
@@ -23,9 +26,11 @@ fn access(
     };
     match write {
         Some(w) => {
+            let before = bus.generation();
             let effects = bus.config_write(bdf, reg, w);
-            if !effects.is_empty() {
+            if !effects.is_empty() || bus.generation() != before {
                 log::trace!("config write {bdf} {reg:#x}: {effects:?}");
+                bars.sync();
             }
         }
         None => bus.config_read(bdf, reg, data),
@@ -40,12 +45,13 @@ fn aligned(offset: u64, len: usize) -> bool {
 /// The memory-mapped enhanced configuration access mechanism.
 pub struct Ecam {
     bus: SharedConfigBus,
+    bars: Arc<BarMapper>,
 }
 
 impl Ecam {
-    /// ECAM in front of `bus`.
-    pub fn new(bus: SharedConfigBus) -> Self {
-        Ecam { bus }
+    /// ECAM in front of `bus`; `bars` follows BAR moves.
+    pub fn new(bus: SharedConfigBus, bars: Arc<BarMapper>) -> Self {
+        Ecam { bus, bars }
     }
 }
 
@@ -55,12 +61,18 @@ impl MutDeviceMmio for Ecam {
             data.fill(0xff);
             return;
         }
-        access(&self.bus, ecam_decode(offset), data, None);
+        access(&self.bus, &self.bars, ecam_decode(offset), data, None);
     }
 
     fn mmio_write(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
         if aligned(offset, data.len()) {
-            access(&self.bus, ecam_decode(offset), &mut [], Some(data));
+            access(
+                &self.bus,
+                &self.bars,
+                ecam_decode(offset),
+                &mut [],
+                Some(data),
+            );
         }
     }
 }
@@ -68,13 +80,18 @@ impl MutDeviceMmio for Ecam {
 /// Configuration mechanism #1: address latch at 0xCF8, data window at 0xCFC.
 pub struct ConfigIo {
     bus: SharedConfigBus,
+    bars: Arc<BarMapper>,
     address: u32,
 }
 
 impl ConfigIo {
     /// 0xCF8/0xCFC in front of `bus`; registered over ports 0xCF8..=0xCFF.
-    pub fn new(bus: SharedConfigBus) -> Self {
-        ConfigIo { bus, address: 0 }
+    pub fn new(bus: SharedConfigBus, bars: Arc<BarMapper>) -> Self {
+        ConfigIo {
+            bus,
+            bars,
+            address: 0,
+        }
     }
 
     fn target(&self, byte: u16) -> Option<(Bdf, u16)> {
@@ -93,7 +110,7 @@ impl MutDevicePio for ConfigIo {
             }
             4..=7 if aligned(u64::from(offset - 4), data.len()) => {
                 let t = self.target(offset - 4);
-                access(&self.bus, t, data, None);
+                access(&self.bus, &self.bars, t, data, None);
             }
             _ => data.fill(0xff),
         }
@@ -112,7 +129,7 @@ impl MutDevicePio for ConfigIo {
             }
             4..=7 if aligned(u64::from(offset - 4), data.len()) => {
                 let t = self.target(offset - 4);
-                access(&self.bus, t, &mut [], Some(data));
+                access(&self.bus, &self.bars, t, &mut [], Some(data));
             }
             _ => {}
         }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::snapshot::Snapshot;
-use super::{Dir, DmaRequest, Fabric, NodeId, Route};
+use super::{Dir, DmaRequest, Fabric, Hop, NodeId, Route};
 
 /// Max payload size the counters assume for writes and completions.
 pub const MAX_PAYLOAD: u64 = 256;
@@ -65,13 +65,18 @@ impl Fabric {
     /// completions bring `len` bytes in ceil(len / 256) TLPs back along it.
     /// [`DmaHandle`](super::DmaHandle) calls this for every request it performs.
     pub fn record(&self, route: &Route, req: &DmaRequest) {
-        self.record_in(&self.snapshot(), route, req);
+        self.record_in(&self.snapshot(), &route.hops, req);
     }
 
-    /// [`record`](Self::record) against a given snapshot.
-    pub(crate) fn record_in(&self, snap: &Snapshot, route: &Route, req: &DmaRequest) {
+    /// [`record`](Self::record) of the route crossing `hops`, against a
+    /// given snapshot. The TLP counts are worked out once per request (the
+    /// divisions by the power-of-two sizes compile to shifts), then each hop
+    /// costs one atomic add per counter it changes: two for a write, three
+    /// for a read.
+    pub(crate) fn record_in(&self, snap: &Snapshot, hops: &[Hop], req: &DmaRequest) {
         let data_tlps = req.len.div_ceil(MAX_PAYLOAD);
-        for hop in route.hops.iter() {
+        let request_tlps = req.len.div_ceil(MAX_READ_REQUEST);
+        for hop in hops {
             let c = &snap.node(hop.node).counters;
             let add = |i: usize, v: u64| c[i].fetch_add(v, Ordering::Relaxed);
             let (fwd, back) = match hop.dir {
@@ -82,7 +87,7 @@ impl Fabric {
                 add(fwd.0, req.len);
                 add(fwd.1, data_tlps);
             } else {
-                add(fwd.1, req.len.div_ceil(MAX_READ_REQUEST));
+                add(fwd.1, request_tlps);
                 add(back.0, req.len);
                 add(back.1, data_tlps);
             }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::route::MAX_REQUEST;
-use super::{DmaRequest, Fabric, NodeId, Target};
+use super::snapshot::Snapshot;
+use super::{DmaRequest, Fabric, Hops, NodeId, Target};
 
 /// Which ACS check refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,24 +118,36 @@ impl DmaHandle {
     }
 
     /// Reads `buf.len()` bytes at bus address `bus_addr`.
+    ///
+    /// All of the transfer's requests are routed against the routing
+    /// snapshot current when the call starts (taken once, not per 4 KiB
+    /// request).
     pub fn read(&self, bus_addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let snap = self.fabric.snapshot();
+        let mut hops = Hops::new();
         let mut done = 0;
         while done < buf.len() {
             let chunk = self.chunk(bus_addr, done, buf.len())?;
             let piece = &mut buf[done..done + chunk.len as usize];
-            self.transfer(&chunk, Access::Read(piece))?;
+            self.transfer(&snap, &mut hops, &chunk, Access::Read(piece))?;
             done += piece.len();
         }
         Ok(())
     }
 
     /// Writes `buf` at bus address `bus_addr`.
+    ///
+    /// All of the transfer's requests are routed against the routing
+    /// snapshot current when the call starts (taken once, not per 4 KiB
+    /// request).
     pub fn write(&self, bus_addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let snap = self.fabric.snapshot();
+        let mut hops = Hops::new();
         let mut done = 0;
         while done < buf.len() {
             let chunk = self.chunk(bus_addr, done, buf.len())?;
             let piece = &buf[done..done + chunk.len as usize];
-            self.transfer(&chunk, Access::Write(piece))?;
+            self.transfer(&snap, &mut hops, &chunk, Access::Write(piece))?;
             done += piece.len();
         }
         Ok(())
@@ -157,18 +170,23 @@ impl DmaHandle {
         })
     }
 
-    /// Routes one chunk, counts it, and performs it. Transfers stop at the
-    /// first failing chunk; the earlier ones have happened.
-    fn transfer(&self, req: &DmaRequest, access: Access<'_>) -> Result<(), DmaError> {
+    /// Routes one chunk against `snap` (into `hops`, the call's reused
+    /// buffer), counts it, and performs it. Transfers stop at the first
+    /// failing chunk; the earlier ones have happened.
+    fn transfer(
+        &self,
+        snap: &Snapshot,
+        hops: &mut Hops,
+        req: &DmaRequest,
+        access: Access<'_>,
+    ) -> Result<(), DmaError> {
         let req = DmaRequest {
             write: matches!(access, Access::Write(_)),
             ..*req
         };
-        let snap = self.fabric.snapshot();
-        let route = self.fabric.route_in(&snap, &req)?;
-        match route.target {
+        match self.fabric.route_into(snap, &req, hops)? {
             Target::Ram { addr } => {
-                self.fabric.record_in(&snap, &route, &req);
+                self.fabric.record_in(snap, hops, &req);
                 let ok = match access {
                     Access::Read(buf) => self.ram.read(addr, buf),
                     Access::Write(buf) => self.ram.write(addr, buf),
@@ -181,7 +199,7 @@ impl DmaHandle {
                     return Err(DmaError::CompleterAbort);
                 }
                 let mut f = snap.node(node).lock().ok_or(DmaError::CompleterAbort)?;
-                self.fabric.record_in(&snap, &route, &req);
+                self.fabric.record_in(snap, hops, &req);
                 match access {
                     Access::Read(buf) => f.bar_read(bar, offset, buf),
                     Access::Write(buf) => f.bar_write(bar, offset, buf),

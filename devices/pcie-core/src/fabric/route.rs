@@ -41,7 +41,9 @@ struct Router<'a> {
     /// The address being routed (translated by the IOMMU at the root complex).
     addr: u64,
     rid: u16,
-    hops: Hops,
+    /// The caller's buffer, emptied before routing: the hops are written in
+    /// place, never copied.
+    hops: &'a mut Hops,
 }
 
 type Step<T> = Result<T, DmaError>;
@@ -54,28 +56,36 @@ impl Fabric {
     /// `UnsupportedRequest`; so is an unknown requester. A route to the
     /// requester's own BAR is returned as such (the `DmaHandle` refuses it).
     pub fn route(&self, req: &DmaRequest) -> Result<Route, DmaError> {
-        self.route_in(&self.snapshot(), req)
+        let mut hops = Hops::new();
+        let target = self.route_into(&self.snapshot(), req, &mut hops)?;
+        Ok(Route { target, hops })
     }
 
-    /// [`route`](Self::route) against a given snapshot.
-    pub(crate) fn route_in(&self, snap: &Snapshot, req: &DmaRequest) -> Result<Route, DmaError> {
+    /// [`route`](Self::route) against a given snapshot, into the caller's
+    /// `hops` (emptied first; on error it holds the hops up to the refusal).
+    /// The hot path: `hops` is reused from request to request, so it is
+    /// neither refilled nor copied.
+    pub(crate) fn route_into(
+        &self,
+        snap: &Snapshot,
+        req: &DmaRequest,
+        hops: &mut Hops,
+    ) -> Result<Target, DmaError> {
+        hops.clear();
         let mut router = Router {
             s: snap,
             ram: &self.ram,
             req,
             addr: req.addr,
             rid: 0,
-            hops: Hops::new(),
+            hops,
         };
         let outcome = router.run();
         let known = req.requester.index() < snap.state.len();
         if known && self.tracing.load(Ordering::Acquire) {
-            self.emit_trace(snap, req, router.rid, &router.hops, outcome);
+            self.emit_trace(snap, req, router.rid, router.hops, outcome);
         }
-        outcome.map(|target| Route {
-            target,
-            hops: router.hops,
-        })
+        outcome
     }
 }
 

@@ -102,7 +102,10 @@ pub enum Target {
 }
 
 /// Direction a request crosses a link in.
+// `repr(u32)`: as wide as a `NodeId`, so a `Hop` has no padding and an
+// empty `Hops` (all zeros) is filled by a memset, not by 2 stores per slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum Dir {
     /// Toward the root complex.
     Up,
@@ -130,7 +133,8 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_HOPS: usize = 2 * MAX_DEPTH;
 
 /// The links a route crosses, in order: an inline array, so that routing
-/// does not allocate. Dereferences to `[Hop]`.
+/// does not allocate. Dereferences to `[Hop]`. [`DmaHandle`](super::DmaHandle)
+/// routes every request of a transfer into one `Hops`, filled once per call.
 #[derive(Clone, Copy)]
 pub struct Hops {
     hops: [Hop; MAX_HOPS],
@@ -149,7 +153,15 @@ impl Hops {
         }
     }
 
+    /// Forgets every hop, so that the array can be routed into again
+    /// without being refilled.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
     /// Appends a hop; false (and nothing appended) when full.
+    #[inline]
     pub fn push(&mut self, node: NodeId, dir: Dir) -> bool {
         let Some(slot) = self.hops.get_mut(self.len as usize) else {
             return false;
@@ -168,6 +180,7 @@ impl Default for Hops {
 
 impl Deref for Hops {
     type Target = [Hop];
+    #[inline]
     fn deref(&self) -> &[Hop] {
         &self.hops[..self.len as usize]
     }
