@@ -261,3 +261,37 @@ fn acs_redirect_set_with_setpci_sends_p2p_through_the_root_complex() {
     assert_eq!(link_bytes(&json, "sw1"), (131072, 131072), "{json}");
     assert_eq!(link_bytes(&json, "ep2"), (0, 65536), "{json}");
 }
+
+#[test]
+fn dma_survives_linux_renumbering_and_a_secondary_bus_reset() {
+    // Linux renumbers the buses and reallocates resources itself, then
+    // resets ep0 through its port's Secondary Bus Reset (sysfs "reset",
+    // method "bus") and restores its config space; the copy is programmed
+    // and run again afterwards.
+    let copy = dma_script("").replace("set -e;", "");
+    let script = format!(
+        "set -e; cat /sys/bus/pci/devices/0000:03:00.0/reset_method; {copy}; \
+         echo 1 > /sys/bus/pci/devices/0000:03:00.0/reset; {copy}"
+    );
+    let r = guest(
+        &[
+            "--topology",
+            topo("p2p.toml").to_str().unwrap(),
+            "--cmdline",
+            "pci=realloc,assign-busses",
+        ],
+        &script,
+    );
+    assert_eq!(r.code, 0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "bus",
+            "status=00000000 done=00010000",
+            "status=00000000 done=00010000"
+        ],
+        "{}",
+        r.stdout
+    );
+}
