@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--kernel", required=True)
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--topology", help="p2pvm topology file")
     ap.add_argument("--memory-mib", type=int, default=512)
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args()
@@ -119,6 +120,8 @@ def main():
     p2pvm = [a.p2pvm, "run", "--host", "kvm", "--kernel", a.kernel,
              "--initrd", a.initrd, "--memory", f"{a.memory_mib}M",
              "--console", "--exec", "true"]
+    if a.topology:
+        p2pvm[2:2] = ["--topology", a.topology]
     qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host",
             "-m", f"{a.memory_mib}M", "-smp", "1", "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot", "-kernel", a.kernel, "-initrd", combined,
@@ -140,6 +143,7 @@ def main():
         "runs": a.runs,
         "memory_mib": a.memory_mib,
         "cmdline": CMDLINE,
+        "topology": a.topology,
         "p2pvm_init_s": med("p2pvm", 0),
         "p2pvm_exit_s": med("p2pvm", 1),
         "qemu_q35_init_s": med("qemu", 0),

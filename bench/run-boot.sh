@@ -16,5 +16,5 @@ out="bench/results/boot-$(date -u +%Y%m%d-%H%M%S).json"
 # its own kernel text patching (an int3 oops seen once in a long-lived box).
 ./target/release/p2pvm host-run --cpus 1 --memory 2G -- /usr/bin/python3 bench/boot_bench.py \
   --p2pvm "$PWD/target/release/p2pvm" --kernel "$kernel" --initrd "$initrd" \
-  --runs "$runs" --json "$out"
+  --topology "$PWD/bench/minimal.toml" --runs "$runs" --json "$out"
 echo "results: $out" >&2

@@ -285,3 +285,49 @@ impl GuestRam for GuestMemoryRam {
             .is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_that_cannot_fit_are_a_clear_error() {
+        // 17 endpoints with 4 GiB BARs need more than the 64 GiB aperture.
+        let mut t = String::from("[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n");
+        for i in 0..17 {
+            t += &format!(
+                "[[root_port]]\nname = \"rp{i}\"\n[[endpoint]]\nname = \"e{i}\"\nparent = \"rp{i}\"\nkind = \"test\"\nbar_size = \"4G\"\n"
+            );
+        }
+        let topo = Topology::parse(&t, "big.toml").unwrap();
+        let e = build(&topo, 512 << 20, vec![(0, 512 << 20)], Arc::new(NoRam))
+            .err()
+            .expect("must not fit")
+            .to_string();
+        assert!(e.contains("rp16") || e.contains("e16"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn default_topology_enumerates_like_firmware() {
+        let topo = Topology::load(None).unwrap();
+        let built = build(&topo, 512 << 20, vec![(0, 512 << 20)], Arc::new(NoRam)).unwrap();
+        let bdfs: Vec<String> = built
+            .nodes
+            .iter()
+            .map(|(n, id)| format!("{n}={}", built.fabric.bdf(*id).unwrap()))
+            .collect();
+        assert_eq!(
+            bdfs,
+            [
+                "host-bridge=00:00.0",
+                "rp1=00:01.0",
+                "rp2=00:02.0",
+                "sw1=01:00.0",
+                "sw1-dp0=02:00.0",
+                "sw1-dp1=02:01.0",
+                "sw1-dp2=02:02.0"
+            ]
+        );
+    }
+}

@@ -123,3 +123,16 @@ fn acs_and_link_checks() {
     ));
     assert!(e.contains("line 6") && e.contains("XX"), "{e}");
 }
+
+#[test]
+fn bar_sizes_are_checked() {
+    let ep = |size: &str| {
+        format!(
+            "{RC}[[root_port]]\nname = \"rp1\"\n[[endpoint]]\nname = \"e\"\nparent = \"rp1\"\nkind = \"test\"\nbar_size = \"{size}\"\n"
+        )
+    };
+    assert!(err(&ep("3M")).contains("power of two"));
+    assert!(err(&ep("8G")).contains("from 4K to 4G"));
+    assert!(err(&ep("lots")).contains("line 7"));
+    Topology::parse(&ep("2M"), "t").unwrap();
+}

@@ -36,6 +36,9 @@ pub type Layout = Vec<Placed>;
 
 type Fail = (Option<Range<usize>>, String);
 
+/// Largest RAM-backed BAR a test endpoint may have.
+const MAX_BAR_SIZE: u64 = 4 << 30;
+
 fn fail<T>(span: Option<Range<usize>>, msg: impl Into<String>) -> Result<T, Fail> {
     Err((span, msg.into()))
 }
@@ -176,12 +179,19 @@ impl Topology {
                 claim_port(&mut b, parent, &ep.parent, ep.name.get_ref())?;
                 check_link(&ep.link, ep.name.get_ref(), &ep.name.span())?;
                 if let Some(size) = &ep.bar_size {
-                    crate::cli::parse_size(size).map_err(|m| {
+                    let fail_size = |m: String| {
                         (
                             Some(ep.name.span()),
                             format!("{}: bar_size: {m}", ep.name.get_ref()),
                         )
-                    })?;
+                    };
+                    let n = crate::cli::parse_size(size).map_err(fail_size)?;
+                    // Host memory backs the BAR: keep it a sane power of two.
+                    if !n.is_power_of_two() || !(4096..=MAX_BAR_SIZE).contains(&n) {
+                        return Err(fail_size(format!(
+                            "'{size}' must be a power of two from 4K to 4G"
+                        )));
+                    }
                 }
                 b.add(&ep.name, PlacedKind::Endpoint(e), Some(parent), 0)?;
             }
