@@ -2,6 +2,7 @@
 //! each direction.
 
 use std::sync::atomic::Ordering;
+use std::sync::Weak;
 
 use super::snapshot::Snapshot;
 use super::{Dir, DmaRequest, Fabric, Hop, NodeId, Route};
@@ -11,10 +12,10 @@ pub const MAX_PAYLOAD: u64 = 256;
 /// Max read request size the counters assume.
 pub const MAX_READ_REQUEST: u64 = 512;
 
-const UP_BYTES: usize = 0;
-const UP_TLPS: usize = 1;
-const DOWN_BYTES: usize = 2;
-const DOWN_TLPS: usize = 3;
+pub(crate) const UP_BYTES: usize = 0;
+pub(crate) const UP_TLPS: usize = 1;
+pub(crate) const DOWN_BYTES: usize = 2;
+pub(crate) const DOWN_TLPS: usize = 3;
 
 /// What crossed the link above one node. Bytes are payload bytes only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -37,25 +38,36 @@ impl LinkCounters {
 }
 
 impl Fabric {
-    /// The counters of the link above node `id`.
+    /// The counters of the link above node `id`: exact for every request
+    /// whose DMA call has returned (the link's atomics plus what the
+    /// handles' route caches have not flushed into them yet).
     pub fn counters(&self, id: NodeId) -> LinkCounters {
+        let caches = self.caches();
         let snap = self.snapshot();
         let c = &snap.node(id).counters;
         let get = |i: usize| c[i].load(Ordering::Relaxed);
-        LinkCounters {
+        let mut out = LinkCounters {
             up_bytes: get(UP_BYTES),
             up_tlps: get(UP_TLPS),
             down_bytes: get(DOWN_BYTES),
             down_tlps: get(DOWN_TLPS),
+        };
+        for cache in caches.iter().filter_map(Weak::upgrade) {
+            cache.lock().add_counts(id, &mut out);
         }
+        out
     }
 
     /// Zeroes every node's counters.
     pub fn reset_counters(&self) {
+        let caches = self.caches();
         for node in &self.snapshot().topo.nodes {
             for c in &node.counters {
                 c.store(0, Ordering::Relaxed);
             }
+        }
+        for cache in caches.iter().filter_map(Weak::upgrade) {
+            cache.lock().pending = Default::default();
         }
     }
 

@@ -2,8 +2,10 @@
 //! real hardware would report for a request.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::cache::{CachedTarget, Entry, RouteCache};
 use super::route::MAX_REQUEST;
 use super::snapshot::Snapshot;
 use super::{DmaRequest, Fabric, Hops, NodeId, Target};
@@ -82,11 +84,16 @@ pub trait Iommu: Send + Sync {
 
 /// A function's only way to memory: routes its requests through the
 /// fabric, counts them, then reads or writes RAM or a peer's BAR.
-#[derive(Clone)]
+///
+/// Each handle caches its last route (see the `cache` module): a request
+/// in the same decision range under the same routing generation skips the
+/// routing walk, the snapshot and the link atomics. A clone starts with an
+/// empty cache of its own.
 pub struct DmaHandle {
     requester: NodeId,
     fabric: Arc<Fabric>,
     ram: Arc<dyn GuestRam>,
+    cache: Arc<RouteCache>,
 }
 
 impl fmt::Debug for DmaHandle {
@@ -97,13 +104,43 @@ impl fmt::Debug for DmaHandle {
     }
 }
 
+impl Clone for DmaHandle {
+    fn clone(&self) -> Self {
+        DmaHandle::new(self.fabric.clone(), self.requester, self.ram.clone())
+    }
+}
+
+impl Drop for DmaHandle {
+    /// Flushes the pending counts into the link atomics.
+    fn drop(&mut self) {
+        let mut caches = self.fabric.caches();
+        let snap = self.fabric.snapshot();
+        self.cache.lock().flush(&snap);
+        caches.retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.cache)));
+    }
+}
+
+/// Per-call state of a transfer: the routing generation at the start, and
+/// the snapshot, taken at the first request the cache does not serve.
+struct CallState {
+    generation: u64,
+    snap: Option<Arc<Snapshot>>,
+}
+
 impl DmaHandle {
     /// A handle for the function at node `requester`.
     pub fn new(fabric: Arc<Fabric>, requester: NodeId, ram: Arc<dyn GuestRam>) -> Self {
+        let cache = Arc::new(RouteCache::new());
+        {
+            let mut caches = fabric.caches();
+            caches.retain(|w| w.strong_count() > 0);
+            caches.push(Arc::downgrade(&cache));
+        }
         DmaHandle {
             requester,
             fabric,
             ram,
+            cache,
         }
     }
 
@@ -117,19 +154,45 @@ impl DmaHandle {
         &self.fabric
     }
 
+    /// Turns the route cache off (flushing it) or on: for tests comparing
+    /// cached and uncached handles.
+    #[cfg(test)]
+    pub(crate) fn set_route_cache(&self, enabled: bool) {
+        let _caches = self.fabric.caches();
+        let snap = self.fabric.snapshot();
+        let mut g = self.cache.lock();
+        g.flush(&snap);
+        g.entry = None;
+        g.enabled = enabled;
+    }
+
+    /// How many requests were routed with caching on, and the cached range.
+    #[cfg(test)]
+    pub(crate) fn cache_stats(&self) -> (u64, Option<(u64, u64)>) {
+        let g = self.cache.lock();
+        (g.routed, g.entry.as_ref().map(|e| (e.lo, e.hi)))
+    }
+
+    fn call_state(&self) -> CallState {
+        CallState {
+            generation: self.fabric.current_generation(),
+            snap: None,
+        }
+    }
+
     /// Reads `buf.len()` bytes at bus address `bus_addr`.
     ///
     /// All of the transfer's requests are routed against the routing
-    /// snapshot current when the call starts (taken once, not per 4 KiB
-    /// request).
+    /// state current when the call starts (its generation is read once,
+    /// not per 4 KiB request; a request the route cache cannot serve is
+    /// routed against the snapshot current at the first such request).
     pub fn read(&self, bus_addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let snap = self.fabric.snapshot();
-        let mut hops = Hops::new();
+        let mut call = self.call_state();
         let mut done = 0;
         while done < buf.len() {
-            let chunk = self.chunk(bus_addr, done, buf.len())?;
+            let chunk = self.chunk(bus_addr, done, buf.len(), false)?;
             let piece = &mut buf[done..done + chunk.len as usize];
-            self.transfer(&snap, &mut hops, &chunk, Access::Read(piece))?;
+            self.transfer(&mut call, &chunk, Access::Read(piece))?;
             done += piece.len();
         }
         Ok(())
@@ -138,16 +201,14 @@ impl DmaHandle {
     /// Writes `buf` at bus address `bus_addr`.
     ///
     /// All of the transfer's requests are routed against the routing
-    /// snapshot current when the call starts (taken once, not per 4 KiB
-    /// request).
+    /// state current when the call starts (see [`read`](Self::read)).
     pub fn write(&self, bus_addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        let snap = self.fabric.snapshot();
-        let mut hops = Hops::new();
+        let mut call = self.call_state();
         let mut done = 0;
         while done < buf.len() {
-            let chunk = self.chunk(bus_addr, done, buf.len())?;
+            let chunk = self.chunk(bus_addr, done, buf.len(), true)?;
             let piece = &buf[done..done + chunk.len as usize];
-            self.transfer(&snap, &mut hops, &chunk, Access::Write(piece))?;
+            self.transfer(&mut call, &chunk, Access::Write(piece))?;
             done += piece.len();
         }
         Ok(())
@@ -155,7 +216,14 @@ impl DmaHandle {
 
     /// The request for bytes `done..` of a `total`-byte transfer: up to the
     /// next 4 KiB boundary.
-    fn chunk(&self, bus_addr: u64, done: usize, total: usize) -> Result<DmaRequest, DmaError> {
+    #[inline]
+    fn chunk(
+        &self,
+        bus_addr: u64,
+        done: usize,
+        total: usize,
+        write: bool,
+    ) -> Result<DmaRequest, DmaError> {
         let addr = bus_addr
             .checked_add(done as u64)
             .ok_or(DmaError::UnsupportedRequest)?;
@@ -165,48 +233,138 @@ impl DmaHandle {
             requester_id: None,
             addr,
             len: room.min((total - done) as u64),
-            write: false,
+            write,
             translated: false,
         })
     }
 
-    /// Routes one chunk against `snap` (into `hops`, the call's reused
-    /// buffer), counts it, and performs it. Transfers stop at the first
+    /// Performs one chunk: from the route cache when it serves it, else
+    /// routed (and cached when it may be). Transfers stop at the first
     /// failing chunk; the earlier ones have happened.
+    #[inline]
     fn transfer(
         &self,
-        snap: &Snapshot,
-        hops: &mut Hops,
+        call: &mut CallState,
         req: &DmaRequest,
         access: Access<'_>,
     ) -> Result<(), DmaError> {
-        let req = DmaRequest {
-            write: matches!(access, Access::Write(_)),
-            ..*req
-        };
-        match self.fabric.route_into(snap, &req, hops)? {
-            Target::Ram { addr } => {
-                self.fabric.record_in(snap, hops, &req);
-                let ok = match access {
-                    Access::Read(buf) => self.ram.read(addr, buf),
-                    Access::Write(buf) => self.ram.write(addr, buf),
+        // The trace sink needs every request routed.
+        if !self.fabric.tracing.load(Ordering::Relaxed) {
+            if let Some(mut g) = self.cache.try_lock() {
+                let hit = match &g.entry {
+                    Some(e) if e.serves(call.generation, req.addr, req.len) => match &e.target {
+                        CachedTarget::Ram => Some(None),
+                        CachedTarget::Bar {
+                            node, bar, base, ..
+                        } => Some(Some((node.clone(), *bar, req.addr - base))),
+                    },
+                    _ => None,
                 };
-                ok.then_some(()).ok_or(DmaError::UnsupportedRequest)
+                if let Some(hit) = hit {
+                    g.pending.add(req);
+                    drop(g);
+                    return match hit {
+                        None => self.ram_access(req.addr, access),
+                        Some((node, bar, offset)) => {
+                            let Some(mut f) = node.lock() else {
+                                self.cache.lock().pending.sub(req);
+                                return Err(DmaError::CompleterAbort);
+                            };
+                            bar_access(&mut *f, bar, offset, access);
+                            Ok(())
+                        }
+                    };
+                }
+            }
+        }
+        self.transfer_routed(call, req, access)
+    }
+
+    /// [`transfer`](Self::transfer) by the router.
+    #[cold]
+    #[inline(never)]
+    fn transfer_routed(
+        &self,
+        call: &mut CallState,
+        req: &DmaRequest,
+        access: Access<'_>,
+    ) -> Result<(), DmaError> {
+        let snap = call
+            .snap
+            .get_or_insert_with(|| self.fabric.snapshot())
+            .clone();
+        // Filled here only: a cache hit does not pay for clearing it.
+        let mut hops = Hops::new();
+        let hops = &mut hops;
+        let target = self.fabric.route_into(&snap, req, hops)?;
+        let cacheable = snap.iommu.is_none() && !self.fabric.tracing.load(Ordering::Relaxed);
+        match target {
+            Target::Ram { addr } => {
+                self.count(&snap, hops, req, cacheable.then_some(CachedTarget::Ram));
+                self.ram_access(addr, access)
             }
             Target::Bar { node, bar, offset } => {
                 // DMA into itself would lock a function its caller holds.
                 if node == self.requester {
                     return Err(DmaError::CompleterAbort);
                 }
-                let mut f = snap.node(node).lock().ok_or(DmaError::CompleterAbort)?;
-                self.fabric.record_in(snap, hops, &req);
-                match access {
-                    Access::Read(buf) => f.bar_read(bar, offset, buf),
-                    Access::Write(buf) => f.bar_write(bar, offset, buf),
-                }
+                let n = &snap.topo.nodes[node.index()];
+                let mut f = n.lock().ok_or(DmaError::CompleterAbort)?;
+                let cached = cacheable.then(|| CachedTarget::Bar {
+                    node: n.clone(),
+                    bar,
+                    base: req.addr - offset,
+                });
+                self.count(&snap, hops, req, cached);
+                bar_access(&mut *f, bar, offset, access);
                 Ok(())
             }
         }
+    }
+
+    /// Counts a routed request: into the cache's pending counts (caching
+    /// its route) when it may be cached, else into the link atomics.
+    fn count(&self, snap: &Snapshot, hops: &Hops, req: &DmaRequest, cached: Option<CachedTarget>) {
+        let Some(target) = cached else {
+            return self.fabric.record_in(snap, hops, req);
+        };
+        let caches = self.fabric.caches();
+        let mut g = self.cache.lock();
+        if !g.enabled {
+            drop(g);
+            drop(caches);
+            return self.fabric.record_in(snap, hops, req);
+        }
+        if *g.pending_hops != **hops {
+            g.flush(snap);
+            g.pending_hops = *hops;
+        }
+        drop(caches);
+        g.routed += 1;
+        let (lo, hi) = snap.range_of(req.addr);
+        g.entry = Some(Entry {
+            generation: snap.generation,
+            lo,
+            hi,
+            target,
+        });
+        g.pending.add(req);
+    }
+
+    #[inline]
+    fn ram_access(&self, addr: u64, access: Access<'_>) -> Result<(), DmaError> {
+        let ok = match access {
+            Access::Read(buf) => self.ram.read(addr, buf),
+            Access::Write(buf) => self.ram.write(addr, buf),
+        };
+        ok.then_some(()).ok_or(DmaError::UnsupportedRequest)
+    }
+}
+
+fn bar_access(f: &mut dyn crate::PciFunction, bar: u8, offset: u64, access: Access<'_>) {
+    match access {
+        Access::Read(buf) => f.bar_read(bar, offset, buf),
+        Access::Write(buf) => f.bar_write(bar, offset, buf),
     }
 }
 

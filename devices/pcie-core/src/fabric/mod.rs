@@ -31,6 +31,9 @@
 //!   Abort) a target this thread already holds, the requester included.
 
 mod build;
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod config;
 mod counters;
 mod dma;
@@ -41,8 +44,8 @@ mod snapshot;
 mod trace;
 mod types;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 pub use counters::{LinkCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
 pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
@@ -54,6 +57,7 @@ pub use types::{
 };
 
 use crate::{AcsBits, BarRegion, Bdf, PciFunction, ResetKind};
+use cache::RouteCache;
 use snapshot::{Snapshot, Topology};
 
 /// A PCIe hierarchy: the tree of functions below one root complex, with
@@ -62,6 +66,12 @@ use snapshot::{Snapshot, Topology};
 pub struct Fabric {
     ram: Vec<(u64, u64)>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The stored snapshot's generation, read by the route caches (one
+    /// atomic load instead of the lock and the `Arc`).
+    generation: AtomicU64,
+    /// Every live `DmaHandle`'s route cache, whose pending counts
+    /// [`counters`](Self::counters) adds in. Lock it before any cache.
+    caches: Mutex<Vec<Weak<RouteCache>>>,
     /// Serialises snapshot rebuilds, so the last one stored is the newest.
     rebuild: Mutex<()>,
     tracing: AtomicBool,
@@ -89,12 +99,25 @@ impl Fabric {
             roots: Vec::new(),
         });
         Fabric {
-            ram,
-            snapshot: RwLock::new(Arc::new(Snapshot::build(topo, policy, None, 0))),
+            snapshot: RwLock::new(Arc::new(Snapshot::build(topo, policy, None, 0, &ram))),
+            generation: AtomicU64::new(0),
+            caches: Mutex::new(Vec::new()),
             rebuild: Mutex::new(()),
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
+            ram,
         }
+    }
+
+    /// The registry of route caches, locked.
+    pub(crate) fn caches(&self) -> MutexGuard<'_, Vec<Weak<RouteCache>>> {
+        self.caches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current snapshot's generation, without taking it.
+    #[inline]
+    pub(crate) fn current_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current routing snapshot.
@@ -113,11 +136,20 @@ impl Fabric {
         policy: RcP2pPolicy,
         iommu: Option<Arc<dyn Iommu>>,
     ) {
-        let next = Snapshot::build(topo, policy, iommu, cur.generation + 1);
-        *self
+        let next = Snapshot::build(topo, policy, iommu, cur.generation + 1, &self.ram);
+        let generation = next.generation;
+        let mut slot = self
             .snapshot
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::replace(&mut *slot, Arc::new(next));
+        // Under the write lock: whoever sees this generation finds the
+        // snapshot that has it (or a newer one).
+        self.generation.store(generation, Ordering::Release);
+        // The old snapshot goes after the lock: nothing it drops may find
+        // the fabric locked.
+        drop(slot);
+        drop(old);
     }
 
     /// Rebuilds the routing snapshot with `change` applied to the policy

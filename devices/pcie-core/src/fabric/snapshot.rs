@@ -227,6 +227,9 @@ pub(crate) struct Snapshot {
     pub(crate) policy: RcP2pPolicy,
     pub(crate) iommu: Option<Arc<dyn Iommu>>,
     pub(crate) generation: u64,
+    /// Every address where a routing decision may change (the edges of
+    /// every BAR, bridge memory window and RAM range), sorted, unique.
+    pub(crate) bounds: Vec<u64>,
 }
 
 impl Snapshot {
@@ -236,6 +239,7 @@ impl Snapshot {
         policy: RcP2pPolicy,
         iommu: Option<Arc<dyn Iommu>>,
         generation: u64,
+        ram: &[(u64, u64)],
     ) -> Self {
         let state = topo
             .nodes
@@ -249,11 +253,49 @@ impl Snapshot {
             policy,
             iommu,
             generation,
+            bounds: Vec::new(),
         };
+        snap.bounds = snap.decision_bounds(ram);
         snap.bdfs = (0..snap.topo.nodes.len())
             .map(|i| snap.find_bdf(i))
             .collect();
         snap
+    }
+
+    /// The edges of every range the router tests an address against: BARs
+    /// (enabled or not), bridge memory and prefetchable windows, RAM.
+    /// Between two consecutive edges, every such test has the same outcome,
+    /// so a request's route depends on its address only through the
+    /// interval it falls in (its length only through the interval's end).
+    fn decision_bounds(&self, ram: &[(u64, u64)]) -> Vec<u64> {
+        let mut b = Vec::new();
+        let mut range = |start: u64, end: Option<u64>| {
+            b.push(start);
+            b.extend(end);
+        };
+        for st in &self.state {
+            for bar in &st.bars {
+                range(bar.addr, bar.addr.checked_add(bar.size));
+            }
+            let windows = st.bridge.iter().flat_map(|br| [br.mem, br.pref]);
+            for w in windows.flatten() {
+                range(w.base, w.limit.checked_add(1));
+            }
+        }
+        for &(start, len) in ram {
+            range(start, start.checked_add(len));
+        }
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
+
+    /// The half-open range around `addr` over which routing cannot change:
+    /// [previous edge, next edge).
+    pub(crate) fn range_of(&self, addr: u64) -> (u64, u64) {
+        let i = self.bounds.partition_point(|&b| b <= addr);
+        let lo = if i == 0 { 0 } else { self.bounds[i - 1] };
+        (lo, self.bounds.get(i).copied().unwrap_or(u64::MAX))
     }
 
     pub(crate) fn node(&self, id: NodeId) -> &Node {
