@@ -154,10 +154,9 @@ impl DmaHandle {
         &self.fabric
     }
 
-    /// Turns the route cache off (flushing it) or on: for tests comparing
-    /// cached and uncached handles.
-    #[cfg(test)]
-    pub(crate) fn set_route_cache(&self, enabled: bool) {
+    /// Turns this handle's route cache off (flushing it) or on: for tests
+    /// and debugging that compare cached and uncached routing.
+    pub fn set_route_cache(&self, enabled: bool) {
         let _caches = self.fabric.caches();
         let snap = self.fabric.snapshot();
         let mut g = self.cache.lock();
@@ -166,9 +165,9 @@ impl DmaHandle {
         g.enabled = enabled;
     }
 
-    /// How many requests were routed with caching on, and the cached range.
-    #[cfg(test)]
-    pub(crate) fn cache_stats(&self) -> (u64, Option<(u64, u64)>) {
+    /// How many requests were routed (not served from the cache) while
+    /// caching was on, and the bus-address range the cached route covers.
+    pub fn cache_stats(&self) -> (u64, Option<(u64, u64)>) {
         let g = self.cache.lock();
         (g.routed, g.entry.as_ref().map(|e| (e.lo, e.hi)))
     }

@@ -32,8 +32,6 @@
 
 mod build;
 mod cache;
-#[cfg(test)]
-mod cache_tests;
 mod config;
 mod counters;
 mod dma;
@@ -112,6 +110,12 @@ impl Fabric {
     /// The registry of route caches, locked.
     pub(crate) fn caches(&self) -> MutexGuard<'_, Vec<Weak<RouteCache>>> {
         self.caches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many DMA handles have a route cache registered (live handles
+    /// that have routed at least once): for diagnostics and tests.
+    pub fn route_cache_count(&self) -> usize {
+        self.caches().len()
     }
 
     /// The current snapshot's generation, without taking it.
