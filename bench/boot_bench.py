@@ -24,7 +24,8 @@ import threading
 import time
 
 MARKER = b"p2pvm-agent: running command"
-CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet"
+# p2pvm's own default command line (vmm/src/run.rs), given to QEMU too.
+CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=lastbus=0 quiet"
 
 
 def exec_archive(tmp, command):
