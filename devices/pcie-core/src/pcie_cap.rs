@@ -104,6 +104,22 @@ pub enum LinkWidth {
     X32 = 32,
 }
 
+impl LinkWidth {
+    /// The width for a lane count, if PCIe defines one (1, 2, 4, 8, 12, 16, 32).
+    pub const fn from_lanes(lanes: u8) -> Option<Self> {
+        Some(match lanes {
+            1 => LinkWidth::X1,
+            2 => LinkWidth::X2,
+            4 => LinkWidth::X4,
+            8 => LinkWidth::X8,
+            12 => LinkWidth::X12,
+            16 => LinkWidth::X16,
+            32 => LinkWidth::X32,
+            _ => return None,
+        })
+    }
+}
+
 /// Max payload size, as encoded in Device Capabilities/Control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MaxPayload {

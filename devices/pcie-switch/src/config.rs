@@ -179,15 +179,6 @@ impl BridgeConfig {
 
     /// The link width as the core's enum.
     pub fn link_width(&self) -> Result<LinkWidth, Error> {
-        Ok(match self.link_width {
-            1 => LinkWidth::X1,
-            2 => LinkWidth::X2,
-            4 => LinkWidth::X4,
-            8 => LinkWidth::X8,
-            12 => LinkWidth::X12,
-            16 => LinkWidth::X16,
-            32 => LinkWidth::X32,
-            w => return Err(Error::InvalidLinkWidth(w)),
-        })
+        LinkWidth::from_lanes(self.link_width).ok_or(Error::InvalidLinkWidth(self.link_width))
     }
 }

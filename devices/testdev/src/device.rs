@@ -33,16 +33,7 @@ impl Default for TestEndpointConfig {
 }
 
 fn link_width(w: u8) -> Result<LinkWidth, Error> {
-    Ok(match w {
-        1 => LinkWidth::X1,
-        2 => LinkWidth::X2,
-        4 => LinkWidth::X4,
-        8 => LinkWidth::X8,
-        12 => LinkWidth::X12,
-        16 => LinkWidth::X16,
-        32 => LinkWidth::X32,
-        _ => return Err(Error::LinkWidth(w)),
-    })
+    LinkWidth::from_lanes(w).ok_or(Error::LinkWidth(w))
 }
 
 /// The test endpoint: see the crate documentation.

@@ -44,7 +44,7 @@ fn fail<T>(span: Option<Range<usize>>, msg: impl Into<String>) -> Result<T, Fail
 }
 
 fn check_link(link: &Link, name: &str, span: &Range<usize>) -> Result<(), Fail> {
-    if ![1u8, 2, 4, 8, 12, 16, 32].contains(&link.width) {
+    if pcie_core::LinkWidth::from_lanes(link.width).is_none() {
         return fail(
             Some(span.clone()),
             format!(
