@@ -23,6 +23,18 @@ pub enum Command {
     /// Run a host program where p2pvm runs its VMs: directly on hardware
     /// KVM, or inside the KVM host box (for side-by-side benchmarks).
     HostRun(HostRunArgs),
+    /// Prepare everything `run` needs on this host, with progress: the host
+    /// packages, the guest kernel and initramfs, and the KVM host box when
+    /// there is no hardware KVM. Prints the paths.
+    Images(ImagesArgs),
+}
+
+/// `p2pvm images`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImagesArgs {
+    /// Where the VMs will run (decides whether the box is built).
+    #[arg(long, value_enum, default_value_t = HostArg::Auto)]
+    pub host: HostArg,
 }
 
 /// `p2pvm topology`.

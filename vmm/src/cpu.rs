@@ -1,7 +1,9 @@
 //! vCPU state for a direct 64-bit Linux boot: CPUID, MSRs, FPU, LAPIC,
 //! segment registers, the GDT and identity-mapped page tables.
 
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, CpuId, Msrs};
+use kvm_bindings::{
+    kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs, CpuId, Msrs,
+};
 use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -32,26 +34,38 @@ const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 
-/// Sets CPUID so that each vCPU sees its own APIC ID and a hypervisor bit.
+/// Gives vCPU `index` of `count` p2pvm's normalised CPUID
+/// ([`crate::cpuid::normalize`]), and starts it with XCR0 already holding
+/// every XSAVE component that CPUID offers.
+///
+/// Linux enables exactly those components (`fpu__init_cpu_xstate`) and
+/// then checks CPUID's XSAVE size against its own sum. KVM recomputes that
+/// size from the XCR0 it last saw the guest set. In the KVM host box, QEMU
+/// TCG's nested SVM does not intercept the guest's XSETBV, so KVM never
+/// sees it: the size stayed at the x87+SSE value and Linux warned
+/// (`XSAVE size 832 != kernel size 576`). Starting from the final XCR0
+/// makes both agree on any host, and is what the guest sets anyway.
 pub fn setup_cpuid(kvm: &Kvm, vcpu: &VcpuFd, index: u8, count: u8) -> Result<()> {
-    let mut cpuid: CpuId = kvm
+    let supported: CpuId = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| Error::kvm("get supported cpuid", e))?;
-    for e in cpuid.as_mut_slice() {
-        match e.function {
-            1 => {
-                e.ebx = (e.ebx & 0x0000_ffff) | (u32::from(index) << 24) | (u32::from(count) << 16);
-                // Hypervisor present.
-                e.ecx |= 1 << 31;
-            }
-            0xb => {
-                e.edx = u32::from(index);
-            }
-            _ => {}
-        }
-    }
+    let mut entries = supported.as_slice().to_vec();
+    crate::cpuid::normalize(&mut entries, index, count);
+    let xcr0 = crate::cpuid::xcr0(&entries);
+    let cpuid =
+        CpuId::from_entries(&entries).map_err(|e| Error::Memory(format!("cpuid: {e:?}")))?;
     vcpu.set_cpuid2(&cpuid)
-        .map_err(|e| Error::kvm("set cpuid", e))
+        .map_err(|e| Error::kvm("set cpuid", e))?;
+    let mut xcrs = kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
+    xcrs.xcrs[0] = kvm_xcr {
+        xcr: 0,
+        value: xcr0,
+        ..Default::default()
+    };
+    vcpu.set_xcrs(&xcrs).map_err(|e| Error::kvm("set xcr0", e))
 }
 
 /// Boot-time MSR values.

@@ -46,6 +46,7 @@ pub fn main() -> ! {
         Command::Run(args) => crate::run::run(args),
         Command::HostRun(args) => crate::run::host_run(args),
         Command::Topology(args) => crate::run::topology(args),
+        Command::Images(args) => crate::run::images(args),
     };
     let code = match result {
         Ok(code) => code,

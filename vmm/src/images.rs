@@ -41,10 +41,34 @@ fn run_script(script: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(last))
 }
 
-/// The default guest kernel (bzImage), building it if needed.
+/// Makes sure the host has the Debian packages the images and the box are
+/// built from (`deps.sh`). As root it installs what is missing, with apt's
+/// progress on stderr. As another user it fails with the one line
+/// `deps.sh` prints: the exact command to run.
+pub fn host_packages() -> Result<()> {
+    let path = images_dir().join("deps.sh");
+    let out = Command::new("bash")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(format!("running {}", path.display()), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stdout);
+    Err(Error::Images(match said.lines().last() {
+        Some(line) if !line.trim().is_empty() => line.trim().to_string(),
+        _ => format!("{} failed ({})", path.display(), out.status),
+    }))
+}
+
+/// The default guest kernel, building it if needed: the ELF `vmlinux`,
+/// which p2pvm loads straight into place. The `bzImage` beside it would
+/// first decompress itself inside the guest.
 pub fn default_kernel() -> Result<PathBuf> {
     let dir = run_script("build-kernel.sh")?;
-    Ok(dir.join("bzImage"))
+    Ok(dir.join("vmlinux"))
 }
 
 /// The default initramfs, building it if needed.

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::cli::{HostArg, HostRunArgs, RunArgs, TopologyArgs};
+use crate::cli::{HostArg, HostRunArgs, ImagesArgs, RunArgs, TopologyArgs};
 use crate::console::RawTerminal;
 use crate::devices::VmExit;
 use crate::error::{Error, Result};
@@ -70,6 +70,19 @@ pub fn host_run(args: HostRunArgs) -> Result<i32> {
     }
 }
 
+/// Runs `p2pvm images`: everything `run` builds on first use, built now.
+pub fn images(args: ImagesArgs) -> Result<i32> {
+    let (kind, reason) = hostbox::detect(host_choice(args.host))?;
+    log::info!("{reason}");
+    images::host_packages()?;
+    println!("kernel: {}", images::default_kernel()?.display());
+    println!("initramfs: {}", images::default_initrd()?.display());
+    if kind == HostKind::Box {
+        println!("box: {}", hostbox::prepare()?.display());
+    }
+    Ok(0)
+}
+
 /// The box runs programs by path: look bare names up in PATH.
 fn resolve_program(p: &std::path::Path) -> Result<PathBuf> {
     if p.components().count() > 1 {
@@ -116,6 +129,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         log::info!("{reason}");
     }
 
+    // The default images and the box are built from host packages. The
+    // p2pvm inside the box is handed everything it needs.
+    let builds = args.kernel.is_none() || args.initrd.is_empty() || kind == HostKind::Box;
+    if builds && !args.in_box {
+        images::host_packages()?;
+    }
     let kernel = match &args.kernel {
         Some(k) => k.clone(),
         None => images::default_kernel()?,

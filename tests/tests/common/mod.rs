@@ -19,8 +19,11 @@ pub struct Run {
     pub code: i32,
     /// Everything on stdout.
     pub stdout: String,
-    /// Everything on stderr.
+    /// Everything on stderr (for [`guest`]: the command's stderr only).
     pub stderr: String,
+    /// For [`guest`]: the guest's `dmesg` after the command, if it got
+    /// that far.
+    pub dmesg: Option<String>,
 }
 
 impl From<Output> for Run {
@@ -29,6 +32,7 @@ impl From<Output> for Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            dmesg: None,
         }
     }
 }
@@ -43,16 +47,41 @@ pub fn p2pvm(args: &[&str]) -> Run {
         .into()
 }
 
-/// Boots the default guest with `extra` options and runs `cmd` in it.
+/// Marks where the guest's kernel log starts on stderr.
+const DMESG_MARKER: &str = "\n=== p2pvm-test dmesg ===\n";
+
+/// Boots the default guest with `extra` options and runs `cmd` in it
+/// (in a subshell, so `exit` in it ends only the command). Afterwards the
+/// guest's `dmesg` goes through the shared check ([`p2pvm::dmesg`]): a run
+/// whose kernel log has a WARNING, call trace, BUG, Oops, Firmware Bug or
+/// segfault fails here, whatever the test checks next. A command that
+/// reported its status must have left its kernel log.
 pub fn guest(extra: &[&str], cmd: &str) -> Run {
+    let wrapped = format!(
+        "(\n{cmd}\n)\nrc=$?\nprintf '{}' >&2\ndmesg >&2\nexit $rc\n",
+        DMESG_MARKER.replace('\n', "\\n")
+    );
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["--exec", cmd]);
-    let r = p2pvm(&args);
+    args.extend_from_slice(&["--exec", &wrapped]);
+    let mut r = p2pvm(&args);
+    if let Some(at) = r.stderr.find(DMESG_MARKER) {
+        r.dmesg = Some(r.stderr[at + DMESG_MARKER.len()..].to_string());
+        r.stderr.truncate(at);
+    }
     eprintln!(
-        "p2pvm {args:?} -> {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "p2pvm run {extra:?} --exec {cmd:?} -> {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         r.code, r.stdout, r.stderr
     );
+    match &r.dmesg {
+        Some(log) => {
+            if let Err(report) = p2pvm::dmesg::check(log) {
+                panic!("{report}--- dmesg ---\n{log}");
+            }
+        }
+        // Without a log the script never finished: the guest died or reset.
+        None => assert_ne!(r.code, 0, "the command succeeded but left no dmesg"),
+    }
     r
 }
 

@@ -22,6 +22,12 @@ use std::time::{Instant, SystemTime};
 
 use crate::error::{Error, Result};
 
+/// Builds the box's images if they are missing or stale; returns the
+/// kernel it boots.
+pub fn prepare() -> Result<PathBuf> {
+    Ok(image::box_images()?.kernel)
+}
+
 /// Where the guest VM runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKind {
