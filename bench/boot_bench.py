@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
-"""Boot benchmark: p2pvm vs QEMU q35 (SeaBIOS), same kernel, same initramfs,
-same command line, same KVM, run alternately, median of N runs.
+"""Boot benchmark: p2pvm vs QEMU q35 (SeaBIOS), same kernel build, same
+initramfs, same command line, same KVM, run alternately, median of N runs.
+QEMU -M microvm (qboot, -kernel) is a second, informational anchor.
+
+All images are copied to one tmpfs first (--stage, /dev/shm in the box), so
+neither VMM pays the box's 9p file system. Columns:
+  p2pvm         the ELF vmlinux, loaded straight into place (p2pvm's default)
+  p2pvm_bzimage the bzImage of the same build (decompresses itself)
+  qemu_q35      the bzImage (QEMU's -kernel takes a bzImage)
+  qemu_microvm  the bzImage; measured to /init only, then stopped
 
 Measured per run (wall clock, from process start):
   init  - the guest's /init reached userspace: the agent's banner
@@ -59,8 +67,9 @@ def vmm_rss_beyond_ram(pid, ram_bytes):
     return total
 
 
-def timed_run(argv, console_stream, ram_bytes=None):
-    """Runs argv; returns (t_init, t_exit, rss_kib) in seconds/KiB."""
+def timed_run(argv, console_stream, ram_bytes=None, stop_at_init=False):
+    """Runs argv; returns (t_init, t_exit, rss_kib) in seconds/KiB. With
+    stop_at_init the VM is killed at the /init marker (t_exit is None)."""
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -83,6 +92,8 @@ def timed_run(argv, console_stream, ram_bytes=None):
                 t_init[0] = time.monotonic() - t0
                 if ram_bytes:
                     rss[0] = vmm_rss_beyond_ram(p.pid, ram_bytes)
+                if stop_at_init:
+                    p.kill()
 
     threads = [threading.Thread(target=watch), threading.Thread(target=drain_other)]
     for t in threads:
@@ -91,6 +102,8 @@ def timed_run(argv, console_stream, ram_bytes=None):
     t_exit = time.monotonic() - t0
     for t in threads:
         t.join()
+    if stop_at_init and t_init[0] is not None:
+        return t_init[0], None, rss[0]
     if code != 0:
         raise SystemExit(f"{argv[0]} exited {code}")
     if t_init[0] is None:
@@ -101,40 +114,59 @@ def timed_run(argv, console_stream, ram_bytes=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--p2pvm", required=True)
-    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--vmlinux", required=True, help="the build's ELF vmlinux")
+    ap.add_argument("--bzimage", required=True, help="the same build's bzImage")
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--topology", help="p2pvm topology file")
     ap.add_argument("--memory-mib", type=int, default=512)
+    ap.add_argument("--stage", default="/dev/shm", help="tmpfs to copy the images to")
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="p2pvm-bench-")
+    tmp = tempfile.mkdtemp(prefix="p2pvm-bench-", dir=a.stage)
+    staged = {}
+    for name in ("vmlinux", "bzimage", "initrd"):
+        dst = os.path.join(tmp, name)
+        with open(getattr(a, name), "rb") as src, open(dst, "wb") as out:
+            out.write(src.read())
+        staged[name] = dst
     exec_cpio = exec_archive(tmp, "true")
     combined = os.path.join(tmp, "combined.cpio")
     with open(combined, "wb") as out:
-        for part in (a.initrd, exec_cpio):
+        for part in (staged["initrd"], exec_cpio):
             data = open(part, "rb").read()
             out.write(data)
             out.write(b"\0" * (-len(data) % 4))
 
-    p2pvm = [a.p2pvm, "run", "--host", "kvm", "--kernel", a.kernel,
-             "--initrd", a.initrd, "--memory", f"{a.memory_mib}M",
-             "--console", "--exec", "true"]
-    if a.topology:
-        p2pvm[2:2] = ["--topology", a.topology]
-    qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host",
-            "-m", f"{a.memory_mib}M", "-smp", "1", "-nodefaults", "-no-user-config",
-            "-display", "none", "-no-reboot", "-kernel", a.kernel, "-initrd", combined,
-            "-append", CMDLINE, "-serial", "stdio", "-serial", "null"]
+    def p2pvm(kernel):
+        argv = [a.p2pvm, "run", "--host", "kvm", "--kernel", kernel,
+                "--initrd", staged["initrd"], "--memory", f"{a.memory_mib}M",
+                "--console", "--exec", "true"]
+        if a.topology:
+            argv[2:2] = ["--topology", a.topology]
+        return argv
 
-    res = {"p2pvm": [], "qemu": []}
+    common = ["-accel", "kvm", "-cpu", "host", "-m", f"{a.memory_mib}M", "-smp", "1",
+              "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+              "-kernel", staged["bzimage"], "-initrd", combined, "-append", CMDLINE,
+              "-serial", "stdio"]
+    q35 = ["qemu-system-x86_64", "-M", "q35"] + common + ["-serial", "null"]
+    microvm = ["qemu-system-x86_64", "-M", "microvm"] + common
+
+    cols = {
+        "p2pvm": lambda: timed_run(p2pvm(staged["vmlinux"]), "stderr", a.memory_mib << 20),
+        "p2pvm_bzimage": lambda: timed_run(p2pvm(staged["bzimage"]), "stderr",
+                                           a.memory_mib << 20),
+        "qemu_q35": lambda: timed_run(q35, "stdout"),
+        "qemu_microvm": lambda: timed_run(microvm, "stdout", stop_at_init=True),
+    }
+    res = {name: [] for name in cols}
     for i in range(a.runs):
-        res["p2pvm"].append(timed_run(p2pvm, "stderr", a.memory_mib << 20))
-        res["qemu"].append(timed_run(qemu, "stdout"))
-        print(f"run {i + 1}/{a.runs}: p2pvm init {res['p2pvm'][-1][0]:.3f}s exit "
-              f"{res['p2pvm'][-1][1]:.3f}s | qemu init {res['qemu'][-1][0]:.3f}s exit "
-              f"{res['qemu'][-1][1]:.3f}s", file=sys.stderr, flush=True)
+        for name, run in cols.items():
+            res[name].append(run())
+        print(f"run {i + 1}/{a.runs}: " + " | ".join(
+            f"{n} init {res[n][-1][0]:.3f}s" for n in cols), file=sys.stderr, flush=True)
 
     def med(name, idx):
         vals = [r[idx] for r in res[name] if r[idx] is not None]
@@ -145,14 +177,18 @@ def main():
         "memory_mib": a.memory_mib,
         "cmdline": CMDLINE,
         "topology": a.topology,
-        "p2pvm_init_s": med("p2pvm", 0),
-        "p2pvm_exit_s": med("p2pvm", 1),
-        "qemu_q35_init_s": med("qemu", 0),
-        "qemu_q35_exit_s": med("qemu", 1),
-        "p2pvm_vmm_rss_beyond_ram_kib": med("p2pvm", 2),
-        "raw": res,
+        "staged_in": a.stage,
     }
-    summary["init_speedup"] = summary["qemu_q35_init_s"] / summary["p2pvm_init_s"]
+    for name in cols:
+        summary[f"{name}_init_s"] = med(name, 0)
+        summary[f"{name}_exit_s"] = med(name, 1)
+    summary["p2pvm_vmm_rss_beyond_ram_kib"] = med("p2pvm", 2)
+    summary["init_speedup_vs_q35"] = summary["qemu_q35_init_s"] / summary["p2pvm_init_s"]
+    summary["init_speedup_vs_q35_bzimage"] = (
+        summary["qemu_q35_init_s"] / summary["p2pvm_bzimage_init_s"])
+    summary["init_speedup_vs_microvm"] = (
+        summary["qemu_microvm_init_s"] / summary["p2pvm_init_s"])
+    summary["raw"] = res
     text = json.dumps(summary, indent=2)
     print(text)
     if a.json:

@@ -79,6 +79,7 @@ need "$providers_dir/libvmw_pvrdma-rdmav34.so" ibverbs-providers
 need /usr/bin/ib_write_bw perftest
 need /usr/bin/rping rdmacm-utils
 command -v cpio >/dev/null || want cpio
+command -v depmod >/dev/null || want kmod
 if [ $full -eq 0 ]; then
   command -v gcc >/dev/null || want gcc
   { command -v objdump && command -v nm; } >/dev/null || want binutils
@@ -350,6 +351,14 @@ if [ "$(id -u)" -eq 0 ]; then
   mknod -m 600 "$root/dev/console" c 5 1
   mknod -m 666 "$root/dev/null" c 1 3
 fi
+
+# An empty module index. The guest kernel has no modules (all is built in),
+# but lspci -k asks libkmod for the index and warns without one; init links
+# /lib/modules/$(uname -r) to this, whatever kernel boots.
+mods="$root/usr/lib/modules/0.0.0-none"
+mkdir -p "$mods"
+: >"$mods/modules.order"; : >"$mods/modules.builtin"; : >"$mods/modules.builtin.modinfo"
+depmod -b "$root" 0.0.0-none || die "depmod of the empty module index failed"
 
 nfiles=$(cd "$root" && find . -mindepth 1 | wc -l)
 unpacked=$(du -sm --apparent-size "$root" | cut -f1)
