@@ -37,9 +37,9 @@ if [ ${#missing[@]} -eq 0 ] && [ $lists -eq 1 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  what="apt's package lists"
-  [ ${#missing[@]} -eq 0 ] || what="${#missing[@]} Debian packages (${missing[*]})"
-  echo "p2pvm needs $what on this host: run 'sudo bash $here/deps.sh' once, then try again"
+  what="apt's package lists;"
+  [ ${#missing[@]} -eq 0 ] || what="these Debian packages: ${missing[*]};"
+  echo "p2pvm needs $what run 'sudo bash $here/deps.sh' once, then try again"
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -73,8 +73,8 @@ pub fn host_run(args: HostRunArgs) -> Result<i32> {
 /// Runs `p2pvm images`: everything `run` builds on first use, built now.
 pub fn images(args: ImagesArgs) -> Result<i32> {
     let (kind, reason) = hostbox::detect(host_choice(args.host))?;
-    log::info!("{reason}");
     images::host_packages()?;
+    log::info!("{reason}");
     println!("kernel: {}", images::default_kernel()?.display());
     println!("initramfs: {}", images::default_initrd()?.display());
     if kind == HostKind::Box {
@@ -123,17 +123,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
 
     let (kind, reason) = hostbox::detect(host_choice(args.host))?;
+    // The default images and the box are built from host packages. The
+    // p2pvm inside the box is handed everything it needs. Checked first, so
+    // that a user who lacks them sees one line: what to run.
+    let builds = args.kernel.is_none() || args.initrd.is_empty() || kind == HostKind::Box;
+    if builds && !args.in_box {
+        images::host_packages()?;
+    }
     if args.in_box {
         log::debug!("{reason}");
     } else {
         log::info!("{reason}");
-    }
-
-    // The default images and the box are built from host packages. The
-    // p2pvm inside the box is handed everything it needs.
-    let builds = args.kernel.is_none() || args.initrd.is_empty() || kind == HostKind::Box;
-    if builds && !args.in_box {
-        images::host_packages()?;
     }
     let kernel = match &args.kernel {
         Some(k) => k.clone(),

@@ -43,8 +43,9 @@ pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
 pub use fabric::{
     AcsViolationKind, BridgeState, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
-    Hops, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target, TraceRecord,
-    TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST,
+    Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target,
+    TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST,
+    MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{
     enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,

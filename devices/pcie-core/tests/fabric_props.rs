@@ -31,7 +31,7 @@ fn well_formed(t: &Topo, from: &str, route: &Route, addr: u64) {
     }
     let last = hops[hops.len() - 1];
     match route.target {
-        Target::Ram { addr: ram } => {
+        Target::Ram { addr: ram } | Target::Interrupt { addr: ram } => {
             assert_eq!((last.dir, f.parent(last.node)), (Dir::Up, None));
             assert_eq!(ram, addr);
         }

@@ -3,6 +3,7 @@
 
 pub mod barmap;
 pub mod legacy;
+pub mod msi;
 pub mod pci;
 pub mod serial;
 

@@ -75,6 +75,15 @@ pub trait GuestRam: Send + Sync {
     fn write(&self, addr: u64, buf: &[u8]) -> bool;
 }
 
+/// The root complex's interrupt controller: where interrupt messages
+/// (MSI and MSI-X writes to [`MSI_RANGE`](super::MSI_RANGE)) that reach
+/// the root complex are delivered. The VMM's is KVM.
+pub trait InterruptSink: Send + Sync {
+    /// Delivers the message `data` written at `addr`. False when it cannot
+    /// be delivered (the device then sees an Unsupported Request).
+    fn deliver(&self, addr: u64, data: u32) -> bool;
+}
+
 /// The root complex's address translation for untranslated requests.
 pub trait Iommu: Send + Sync {
     /// The guest physical address for `addr` from `requester_id`, or `None`
@@ -213,6 +222,14 @@ impl DmaHandle {
         Ok(())
     }
 
+    /// Raises an MSI or MSI-X message: a posted one-DWORD write of `data`
+    /// at `addr`, routed like any write (Bus Master Enable, ACS, counters),
+    /// which the root complex delivers to its interrupt sink when `addr` is
+    /// in its interrupt range.
+    pub fn msi(&self, addr: u64, data: u32) -> Result<(), DmaError> {
+        self.write(addr, &data.to_le_bytes())
+    }
+
     /// The request for bytes `done..` of a `total`-byte transfer: up to the
     /// next 4 KiB boundary.
     #[inline]
@@ -301,6 +318,19 @@ impl DmaHandle {
             Target::Ram { addr } => {
                 self.count(&snap, hops, req, cacheable.then_some(CachedTarget::Ram));
                 self.ram_access(addr, access)
+            }
+            Target::Interrupt { addr } => {
+                let (Some(sink), Access::Write(buf)) = (self.fabric.interrupt_sink(), access)
+                else {
+                    return Err(DmaError::UnsupportedRequest);
+                };
+                let data =
+                    u32::from_le_bytes(buf.try_into().map_err(|_| DmaError::UnsupportedRequest)?);
+                // Counted on every link it crossed, never cached.
+                self.fabric.record_in(&snap, hops, req);
+                sink.deliver(addr, data)
+                    .then_some(())
+                    .ok_or(DmaError::UnsupportedRequest)
             }
             Target::Bar { node, bar, offset } => {
                 // DMA into itself would lock a function its caller holds.

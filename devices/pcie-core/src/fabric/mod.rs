@@ -43,15 +43,16 @@ mod trace;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
 pub use counters::{LinkCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
-pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
+pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, InterruptSink, Iommu};
 pub use route::MAX_REQUEST;
 pub use snapshot::{BridgeState, Window};
 pub use trace::{TraceRecord, TraceSink};
 pub use types::{
     Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target, MAX_DEPTH, MAX_HOPS,
+    MSI_RANGE,
 };
 
 use crate::{AcsBits, BarRegion, Bdf, PciFunction, ResetKind};
@@ -74,6 +75,8 @@ pub struct Fabric {
     rebuild: Mutex<()>,
     tracing: AtomicBool,
     trace: Mutex<Option<TraceSink>>,
+    /// Where interrupt messages reaching the root complex go; set once.
+    interrupts: OnceLock<Arc<dyn InterruptSink>>,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -103,6 +106,7 @@ impl Fabric {
             rebuild: Mutex::new(()),
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
+            interrupts: OnceLock::new(),
             ram,
         }
     }
@@ -193,6 +197,18 @@ impl Fabric {
     /// Changes the root complex's peer-to-peer policy.
     pub fn set_rc_policy(&self, policy: RcP2pPolicy) {
         self.rebuild_with(|p, _| *p = policy);
+    }
+
+    /// Connects the root complex's interrupt range to `sink` (the VMM's
+    /// interrupt controller). Once only: false if a sink was already set.
+    /// Until then, interrupt messages complete as Unsupported Requests.
+    pub fn set_interrupt_sink(&self, sink: Arc<dyn InterruptSink>) -> bool {
+        self.interrupts.set(sink).is_ok()
+    }
+
+    /// The interrupt sink, if one is connected.
+    pub(crate) fn interrupt_sink(&self) -> Option<&Arc<dyn InterruptSink>> {
+        self.interrupts.get()
     }
 
     /// Installs (or, with `None`, removes) the IOMMU that translates

@@ -13,6 +13,8 @@
 //! through. Unclaimed, it goes up through the upstream port (which needs
 //! Bus Master Enable) to the next port, or it is an Unsupported Request
 //! when the upstream port's own windows hold it. At the root complex an
+//! interrupt message (a one-DWORD write to [`MSI_RANGE`](super::MSI_RANGE))
+//! goes to the interrupt sink, untranslated; an
 //! untranslated address goes through the IOMMU, then RAM completes it;
 //! anything else below the root complex is peer-to-peer, forwarded or
 //! refused per [`RcP2pPolicy`](super::RcP2pPolicy). Going down needs each
@@ -27,7 +29,7 @@ use std::sync::atomic::Ordering;
 use super::snapshot::{AcsState, Snapshot};
 use super::{
     AcsViolationKind, Dir, DmaError, DmaRequest, Fabric, Hops, NodeId, NodeKind, RcP2pPolicy,
-    Route, Target,
+    Route, Target, MSI_RANGE,
 };
 use crate::AcsBits;
 
@@ -220,6 +222,14 @@ impl Router<'_> {
     /// At the root complex, entered from root-bus node `entry`.
     fn root_complex(&mut self, entry: NodeId) -> Step<Target> {
         let (s, req) = (self.s, self.req);
+        // Interrupt messages: DWORD-aligned posted writes of one DWORD,
+        // never translated. Reads of the range are Unsupported Requests.
+        if MSI_RANGE.contains(&self.addr) {
+            if !req.write || req.len != 4 || !self.addr.is_multiple_of(4) {
+                return Self::ur();
+            }
+            return Ok(Target::Interrupt { addr: self.addr });
+        }
         if !req.translated {
             if let Some(iommu) = &s.iommu {
                 self.addr = iommu

@@ -263,7 +263,8 @@ impl Snapshot {
     }
 
     /// The edges of every range the router tests an address against: BARs
-    /// (enabled or not), bridge memory and prefetchable windows, RAM.
+    /// (enabled or not), bridge memory and prefetchable windows, RAM, the
+    /// interrupt range.
     /// Between two consecutive edges, every such test has the same outcome,
     /// so a request's route depends on its address only through the
     /// interval it falls in (its length only through the interval's end).
@@ -285,6 +286,7 @@ impl Snapshot {
         for &(start, len) in ram {
             range(start, start.checked_add(len));
         }
+        range(*super::MSI_RANGE.start(), Some(*super::MSI_RANGE.end() + 1));
         b.sort_unstable();
         b.dedup();
         b

@@ -74,6 +74,7 @@ impl TraceRecord<'_> {
         s.push_str("],\"outcome\":");
         let _ = match self.outcome {
             Ok(Target::Ram { addr }) => write!(s, "{{\"ram\":\"{addr:#x}\"}}"),
+            Ok(Target::Interrupt { addr }) => write!(s, "{{\"interrupt\":\"{addr:#x}\"}}"),
             Ok(Target::Bar { node, bar, offset }) => write!(
                 s,
                 "{{\"bar\":{{\"node\":{},\"bar\":{bar},\"offset\":\"{offset:#x}\"}}}}",

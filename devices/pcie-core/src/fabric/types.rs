@@ -82,12 +82,24 @@ pub struct DmaRequest {
     pub translated: bool,
 }
 
+/// The root complex's interrupt range (x86: the local APICs'
+/// 0xFEE0_0000..=0xFEEF_FFFF). Writes that reach the root complex here are
+/// MSI/MSI-X messages, never memory, and are not translated by the IOMMU.
+pub const MSI_RANGE: std::ops::RangeInclusive<u64> = 0xfee0_0000..=0xfeef_ffff;
+
 /// Where a routed request completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     /// Guest RAM, at this (IOMMU-translated) address.
     Ram {
         /// Guest physical address.
+        addr: u64,
+    },
+    /// An interrupt message: a posted write into the root complex's
+    /// interrupt range ([`MSI_RANGE`]), delivered to the fabric's
+    /// [`InterruptSink`](super::InterruptSink).
+    Interrupt {
+        /// The message address.
         addr: u64,
     },
     /// A function's memory BAR.
