@@ -26,6 +26,7 @@ mod fabric;
 pub mod firmware;
 mod function;
 mod header;
+mod msix;
 mod pcie_cap;
 mod segment;
 mod type0;
@@ -52,6 +53,10 @@ pub use firmware::{
 };
 pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
 pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};
+pub use msix::{
+    msix_control, msix_reg, MsiMessage, Msix, MsixPlacement, MSIX_ENTRY_SIZE, MSIX_MAX_VECTORS,
+    MSIX_VECTOR_MASKED,
+};
 pub use pcie_cap::{pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
