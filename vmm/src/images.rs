@@ -14,9 +14,9 @@ pub fn images_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-images"))
 }
 
-/// Runs a build script (progress on our stderr) and returns the path it
-/// prints on its last line of stdout.
-fn run_script(script: &str) -> Result<PathBuf> {
+/// Runs one of the `guest-images/` scripts, its progress on our stderr;
+/// returns its exit status and its stdout's last non-empty line.
+fn run(script: &str) -> Result<(std::process::ExitStatus, String)> {
     let path = images_dir().join(script);
     if !path.exists() {
         return Err(Error::Images(format!(
@@ -30,11 +30,17 @@ fn run_script(script: &str) -> Result<PathBuf> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Error::io(format!("running {}", path.display()), e))?;
-    if !out.status.success() {
-        return Err(Error::Images(format!("{script} failed ({})", out.status)));
-    }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("").trim();
+    let last = stdout.lines().rev().map(str::trim).find(|l| !l.is_empty());
+    Ok((out.status, last.unwrap_or_default().to_string()))
+}
+
+/// Runs a build script and returns the path it prints on its last line.
+fn run_script(script: &str) -> Result<PathBuf> {
+    let (status, last) = run(script)?;
+    if !status.success() {
+        return Err(Error::Images(format!("{script} failed ({status})")));
+    }
     if last.is_empty() {
         return Err(Error::Images(format!("{script} printed no path")));
     }
@@ -46,20 +52,14 @@ fn run_script(script: &str) -> Result<PathBuf> {
 /// progress on stderr. As another user it fails with the one line
 /// `deps.sh` prints: the exact command to run.
 pub fn host_packages() -> Result<()> {
-    let path = images_dir().join("deps.sh");
-    let out = Command::new("bash")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| Error::io(format!("running {}", path.display()), e))?;
-    if out.status.success() {
+    let (status, said) = run("deps.sh")?;
+    if status.success() {
         return Ok(());
     }
-    let said = String::from_utf8_lossy(&out.stdout);
-    Err(Error::Images(match said.lines().last() {
-        Some(line) if !line.trim().is_empty() => line.trim().to_string(),
-        _ => format!("{} failed ({})", path.display(), out.status),
+    Err(Error::Images(if said.is_empty() {
+        format!("deps.sh failed ({status})")
+    } else {
+        said
     }))
 }
 
