@@ -75,7 +75,7 @@ pub fn load(
     mem: &GuestMemoryMmap,
     ram_size: u64,
     kernel: &Path,
-    initrd: &[u8],
+    initrd: &crate::initrd::Initrd,
     cmdline: &str,
     rsdp: GuestAddress,
 ) -> Result<LoadedKernel> {
@@ -128,7 +128,7 @@ pub fn load(
             m => u64::from(m),
         };
         let top = low_end.min(max + 1);
-        let size = initrd.len() as u64;
+        let size = initrd.len();
         let start = top.checked_sub(size).map(|s| s & !0xfff).unwrap_or(0);
         if start < res.kernel_end.max(HIMEM_START) {
             return Err(Error::Usage(format!(
@@ -137,8 +137,7 @@ pub fn load(
                 ram_size >> 20
             )));
         }
-        mem.write_slice(initrd, GuestAddress(start))
-            .map_err(|e| Error::Memory(format!("writing the initramfs: {e}")))?;
+        initrd.write_to(mem, GuestAddress(start))?;
         hdr.ramdisk_image = start as u32;
         hdr.ramdisk_size = size as u32;
     }

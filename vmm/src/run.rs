@@ -113,8 +113,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         )));
     }
     let topology = Topology::load(args.topology.as_deref())?;
-    // Building the fabric validates the topology before anything slow runs.
-    dry_build(&topology, args.memory)?;
+    // Building the fabric validates the topology before anything slow runs
+    // (the p2pvm outside the box has done it for the one inside).
+    if !args.in_box {
+        dry_build(&topology, args.memory)?;
+    }
     if let Some(k) = &args.kernel {
         boot::kernel_format(k)?;
     }
@@ -231,7 +234,7 @@ fn run_kvm(
     }
     let mut archives = initrds.to_vec();
     archives.extend(args.extra_initrd.iter().cloned());
-    let initrd = initrd::concat(&archives, &extra)?;
+    let initrd = initrd::Initrd::new(&archives, extra)?;
     let mut cmdline = base_cmdline(args.exec.is_some());
     if let Some(c) = &args.cmdline {
         cmdline.push(' ');

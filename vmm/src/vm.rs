@@ -37,7 +37,7 @@ pub struct VmConfig {
     /// Kernel image (ELF vmlinux or bzImage).
     pub kernel: PathBuf,
     /// The concatenated initramfs archives.
-    pub initrd: Vec<u8>,
+    pub initrd: crate::initrd::Initrd,
     /// The kernel command line.
     pub cmdline: String,
     /// The topology the fabric is built from.
@@ -115,8 +115,6 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         &cfg.cmdline,
         rsdp,
     )?;
-    // The archives now live in guest RAM; give the host copy back.
-    drop(cfg.initrd);
     log::debug!("kernel {:?} entry {:#x}", kernel.format, kernel.entry);
 
     let (exit_tx, exit_rx) = mpsc::channel();
