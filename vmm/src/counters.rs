@@ -49,16 +49,18 @@ pub struct CountersFile {
     fabric: Arc<Fabric>,
     nodes: Vec<(String, NodeId)>,
     stop: Arc<AtomicBool>,
+    writer: Option<thread::JoinHandle<()>>,
 }
 
 impl CountersFile {
     /// Starts rewriting `path` for `built`.
     pub fn start(path: PathBuf, built: &VmFabric) -> Self {
-        let me = CountersFile {
+        let mut me = CountersFile {
             path,
             fabric: built.fabric.clone(),
             nodes: built.nodes.clone(),
             stop: Arc::new(AtomicBool::new(false)),
+            writer: None,
         };
         let (path, fabric, nodes, stop) = (
             me.path.clone(),
@@ -69,20 +71,30 @@ impl CountersFile {
         let spawned = thread::Builder::new()
             .name("counters".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Acquire) {
                     write(&path, &render(&fabric, &nodes));
-                    thread::sleep(PERIOD);
+                    // Woken early by finish().
+                    thread::park_timeout(PERIOD);
                 }
             });
-        if let Err(e) = spawned {
-            log::warn!("counters: cannot start the writer thread: {e}");
+        match spawned {
+            Ok(h) => me.writer = Some(h),
+            Err(e) => log::warn!("counters: cannot start the writer thread: {e}"),
         }
         me
     }
 
-    /// Writes the final counters and stops the thread.
-    pub fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// Stops the writer thread and waits for it, then writes the final
+    /// counters: once this returns, the file is final and nothing else
+    /// writes it.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.writer.take() {
+            h.thread().unpark();
+            if h.join().is_err() {
+                log::warn!("counters: the writer thread panicked");
+            }
+        }
         write(&self.path, &render(&self.fabric, &self.nodes));
     }
 }
@@ -92,5 +104,45 @@ fn write(path: &PathBuf, text: &str) {
     let tmp = path.with_extension("tmp");
     if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
         log::warn!("counters: cannot write {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::{build, NoRam};
+    use crate::topology::Topology;
+
+    #[test]
+    fn finish_joins_the_writer_and_leaves_the_final_counters() {
+        let topo = Topology::load(None).unwrap();
+        let memory = 512 << 20;
+        let built = build(
+            &topo,
+            memory,
+            crate::layout::ram_regions(memory),
+            Arc::new(NoRam),
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("p2pvm-counters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("links.json");
+        let file = CountersFile::start(path.clone(), &built);
+        // Let the writer run at least once.
+        thread::sleep(Duration::from_millis(50));
+        let before = std::fs::read_to_string(&path).unwrap();
+        let started = std::time::Instant::now();
+        file.finish();
+        // finish() woke the writer instead of waiting out its period.
+        assert!(started.elapsed() < PERIOD, "{:?}", started.elapsed());
+        let last = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(last, render(&built.fabric, &built.nodes));
+        assert!(last.contains("\"name\": \"rp1\""), "{last}");
+        assert!(before.starts_with("{\"links\": ["), "{before}");
+        // Nothing writes it afterwards, and no temporary file is left.
+        thread::sleep(PERIOD + Duration::from_millis(100));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), last);
+        assert!(!path.with_extension("tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
