@@ -236,10 +236,17 @@ fn dsdt_describes_host_bridge_devices_and_s5() {
 
 #[test]
 fn dsdt_64bit_window_follows_ram_size() {
-    for ram_size in [512 << 20, 8 << 30, 100 << 30] {
+    // The 64-bit aperture: 64 GiB on the first GiB boundary above RAM,
+    // where RAM beyond 3 GiB continues at 4 GiB. Worked out by hand.
+    for (ram_size, base) in [
+        (512u64 << 20, 0x1_0000_0000u64), // all RAM below 3 GiB
+        (8 << 30, 0x2_4000_0000),         // 5 GiB above 4 GiB: ends at 9 GiB
+        (0x2_2000_0000, 0x2_8000_0000),   // ends at 9.5 GiB: rounds up to 10
+        (100 << 30, 0x19_4000_0000),      // ends at 101 GiB
+    ] {
+        let size = 64u64 << 30;
         let cfg = config(2, ram_size);
         let dsdt = write_and_parse(&guest_memory(2 << 20), &cfg).dsdt;
-        let (base, size) = layout::mmio64_aperture(ram_size);
         // QWordMemory: min, max, translation 0, length.
         let mut range = base.to_le_bytes().to_vec();
         range.extend_from_slice(&(base + size - 1).to_le_bytes());
