@@ -56,6 +56,9 @@ pub fn setup_cpuid(kvm: &Kvm, vcpu: &VcpuFd, index: u8, count: u8) -> Result<()>
         CpuId::from_entries(&entries).map_err(|e| Error::Memory(format!("cpuid: {e:?}")))?;
     vcpu.set_cpuid2(&cpuid)
         .map_err(|e| Error::kvm("set cpuid", e))?;
+    let Some(xcr0) = xcr0 else {
+        return Ok(());
+    };
     let mut xcrs = kvm_xcrs {
         nr_xcrs: 1,
         ..Default::default()

@@ -83,10 +83,13 @@ fn has(v: u32, bit: u32) -> bool {
     v & (1 << bit) != 0
 }
 
+/// True when `e` answers CPUID leaf `function`, sub-leaf `index`.
+fn answers(e: &kvm_cpuid_entry2, function: u32, index: u32) -> bool {
+    e.function == function && (e.index == index || !indexed(e))
+}
+
 fn find(entries: &[kvm_cpuid_entry2], function: u32, index: u32) -> Option<&kvm_cpuid_entry2> {
-    entries
-        .iter()
-        .find(|e| e.function == function && (e.index == index || !indexed(e)))
+    entries.iter().find(|e| answers(e, function, index))
 }
 
 fn find_mut(
@@ -94,9 +97,7 @@ fn find_mut(
     function: u32,
     index: u32,
 ) -> Option<&mut kvm_cpuid_entry2> {
-    entries
-        .iter_mut()
-        .find(|e| e.function == function && (e.index == index || !indexed(e)))
+    entries.iter_mut().find(|e| answers(e, function, index))
 }
 
 fn indexed(e: &kvm_cpuid_entry2) -> bool {
@@ -137,11 +138,10 @@ pub fn normalize(entries: &mut Vec<kvm_cpuid_entry2>, index: u8, count: u8) {
     brand(entries);
 }
 
-/// The XCR0 mask the guest is offered after [`normalize`].
-pub fn xcr0(entries: &[kvm_cpuid_entry2]) -> u64 {
-    find(entries, leaf::XSAVE, 0).map_or(1 << xfeature::X87, |e| {
-        u64::from(e.eax) | (u64::from(e.edx) << 32)
-    })
+/// The XCR0 mask the guest is offered after [`normalize`]; `None`
+/// without XSAVE (no leaf 0xD).
+pub fn xcr0(entries: &[kvm_cpuid_entry2]) -> Option<u64> {
+    find(entries, leaf::XSAVE, 0).map(|e| u64::from(e.eax) | (u64::from(e.edx) << 32))
 }
 
 fn xsave(entries: &mut Vec<kvm_cpuid_entry2>) {
@@ -160,7 +160,7 @@ fn xsave(entries: &mut Vec<kvm_cpuid_entry2>) {
         entries.retain(|e| e.function != leaf::XSAVE);
         return;
     }
-    let Some(offered) = find(entries, leaf::XSAVE, 0).map(|e| xcr0(std::slice::from_ref(e))) else {
+    let Some(offered) = xcr0(entries) else {
         return;
     };
     let mut want: u64 = (1 << xfeature::X87) | (1 << xfeature::SSE);
