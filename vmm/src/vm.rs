@@ -167,6 +167,9 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         .map(|path| counters::CountersFile::start(path, &built));
     let io = Arc::new(io);
 
+    // Every vCPU is created and set up before any runs, as on hardware
+    // where all CPUs exist at reset: no vCPU runs while KVM adds another.
+    let mut vcpus = Vec::with_capacity(usize::from(cfg.cpus));
     for id in 0..cfg.cpus {
         let vcpu = vm
             .create_vcpu(u64::from(id))
@@ -179,6 +182,9 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
             cpu::setup_regs(&vcpu, kernel.entry)?;
             cpu::setup_sregs(&mem, &vcpu)?;
         }
+        vcpus.push((id, vcpu));
+    }
+    for (id, vcpu) in vcpus {
         let io = io.clone();
         let exit = exit_tx.clone();
         thread::Builder::new()
