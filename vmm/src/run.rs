@@ -152,8 +152,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         HostKind::Box => {
             let exe = std::env::current_exe().map_err(|e| Error::io("locating p2pvm", e))?;
             let inner = inner_args(&args, &kernel, &initrds);
+            // One box vCPU whatever the guest has: the box's KVM runs the
+            // guest's vCPU threads on it. A multi-vCPU TCG box was seen to
+            // panic (apic_has_pending_timer) and to soft-lock in its own
+            // kvm module; the benchmarks use one box vCPU for the same reason.
             let cfg = BoxConfig {
-                cpus: args.cpus,
+                cpus: 1,
                 memory_mib: (args.memory >> 20) + hostbox::BOX_MEMORY_HEADROOM_MIB,
                 interactive: args.exec.is_none(),
             };
