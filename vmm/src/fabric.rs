@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use p2pvm_testdev::{TestEndpoint, TestEndpointConfig};
+use pcie_core::{DeviceWorker, PciFunction};
 use pcie_core::firmware::{enumerate, Apertures, EnumerationReport};
 use pcie_core::{DmaHandle, Fabric, GuestRam, LinkSpeed, NodeId, NodeKind, RcP2pPolicy};
 use pcie_switch::{AcsConfig, BridgeConfig, HostBridge, HostBridgeConfig, PciBridge, PortKind};
 
-use crate::devices::barmap::RamBar;
+use crate::devices::worker::DeviceThread;
 use crate::error::{Error, Result};
 use crate::layout::{mmio64_aperture, MMIO32_SIZE, MMIO32_START, PCI_IO_END, PCI_IO_START};
 use crate::topology::{Acs, AcsBit, EndpointKind, Link, P2pPolicy, PlacedKind, Speed, Topology};
@@ -23,6 +24,10 @@ const SWITCH_DOWN_ID: (u16, u16) = (0x104c, 0x8233);
 const TEST_BAR_SIZE: u64 = 1 << 20;
 
 /// The built fabric and where each topology node landed.
+///
+/// The fabric holds the functions; only the device threads hold the
+/// fabric (through their workers' DMA handles), so dropping this frees
+/// everything: there is no cycle.
 pub struct VmFabric {
     /// The fabric, shared by vCPUs (config and MMIO) and devices (DMA).
     pub fabric: Arc<Fabric>,
@@ -30,8 +35,8 @@ pub struct VmFabric {
     pub nodes: Vec<(String, NodeId)>,
     /// What enumeration assigned.
     pub report: EnumerationReport,
-    /// BARs backed by host memory, to map into the guest.
-    pub ram_bars: Vec<RamBar>,
+    /// The devices' workers, with their node, not started yet.
+    pub threads: Vec<(NodeId, DeviceThread)>,
 }
 
 /// Guest RAM that refuses every access: for validating a topology before
@@ -142,7 +147,7 @@ pub fn build(
     let mut ids: Vec<NodeId> = Vec::with_capacity(layout.len());
     let mut nodes = vec![("host-bridge".to_string(), host)];
     let mut slot: u16 = 0;
-    let ram_bars = std::sync::Mutex::new(Vec::new());
+    let mut threads = Vec::new();
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
         let name = p.name.as_str();
@@ -220,22 +225,20 @@ pub fn build(
                         };
                         let f = fabric.clone();
                         let ram = ram.clone();
-                        let ram_bars = &ram_bars;
+                        let threads = &mut threads;
                         fabric.add_with(parent, 0, 0, name, NodeKind::Endpoint, move |id| {
-                            let dev = TestEndpoint::new(cfg, DmaHandle::new(f, id, ram))
-                                .map_err(|x| Error::Fabric(x.to_string()))?;
-                            if let Some((host, size)) = dev.bar_backing(2) {
-                                ram_bars
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(RamBar {
-                                        node: id,
-                                        bar: 2,
-                                        host: host as usize,
-                                        size: size as u64,
-                                    });
-                            }
-                            Ok::<_, Error>(Box::new(dev) as Box<dyn pcie_core::PciFunction>)
+                            let mut dev = None;
+                            let thread = DeviceThread::new(name, |notify| {
+                                let dma = DmaHandle::new(f, id, ram);
+                                let (ep, engine) = TestEndpoint::new(cfg, dma, notify)
+                                    .map_err(|x| Error::Fabric(x.to_string()))?;
+                                let doorbells = ep.doorbells().len();
+                                dev = Some(ep);
+                                Ok((Box::new(engine) as Box<dyn DeviceWorker>, doorbells))
+                            })?;
+                            threads.push((id, thread));
+                            let dev = dev.ok_or_else(|| Error::Fabric("no device".into()))?;
+                            Ok::<_, Error>(Box::new(dev) as Box<dyn PciFunction>)
                         })
                     }
                 }
@@ -263,7 +266,7 @@ pub fn build(
         fabric,
         nodes,
         report,
-        ram_bars: ram_bars.into_inner().unwrap_or_else(|p| p.into_inner()),
+        threads,
     })
 }
 
@@ -306,6 +309,20 @@ mod tests {
             .to_string();
         assert!(e.contains("rp16") || e.contains("e16"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn a_dropped_fabric_is_freed_with_its_bar_memory() {
+        let t = "[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n[[root_port]]\nname = \"rp\"\n[[endpoint]]\nname = \"e\"\nparent = \"rp\"\nkind = \"test\"\n";
+        let topo = Topology::parse(t, "one.toml").unwrap();
+        let built = build(&topo, 512 << 20, vec![(0, 512 << 20)], Arc::new(NoRam)).unwrap();
+        let node = built.nodes.last().unwrap().1;
+        let memory = Arc::downgrade(&built.fabric.bar_backing(node, 2).unwrap());
+        let fabric = Arc::downgrade(&built.fabric);
+        assert_eq!(built.threads.len(), 1);
+        drop(built);
+        assert!(fabric.upgrade().is_none(), "the fabric outlived its owner");
+        assert!(memory.upgrade().is_none(), "BAR memory outlived the fabric");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::acpi::{self, AcpiConfig};
 use crate::console::{AgentReport, AgentSink, ConsoleLog, StdinForwarder};
-use crate::devices::barmap::BarMapper;
+use crate::devices::barmap::BarFollower;
 use crate::devices::legacy::PowerPorts;
 use crate::devices::pci::{Aperture, ConfigIo, Ecam};
 use crate::devices::serial::{IrqLine, SerialPort};
@@ -79,7 +79,7 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         .map_err(|e| Error::kvm("create pit", e))?;
 
     let mem = guest_memory(&vm, cfg.memory)?;
-    let built = fabric::build(
+    let mut built = fabric::build(
         &cfg.topology,
         cfg.memory,
         ram_regions(cfg.memory),
@@ -93,12 +93,12 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         log::debug!("firmware: {line}");
     }
     let config_bus = built.fabric.clone();
-    let bars = Arc::new(BarMapper::new(
-        vm.clone(),
-        config_bus.clone(),
-        built.ram_bars.clone(),
-    ));
-    bars.sync();
+    let mut doorbells = Vec::new();
+    for (node, thread) in &built.threads {
+        doorbells.push((*node, thread.doorbell_fds()?));
+    }
+    let bars = Arc::new(BarFollower::new(vm.clone(), &config_bus, doorbells));
+    bars.apply(&config_bus.watched_bars());
     let rsdp = acpi::write_tables(
         &mem,
         &AcpiConfig {
@@ -136,31 +136,37 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     register_pio(&mut io, COM2_PORT, 8, com2)?;
     register_pio(&mut io, ACPI_SLEEP_CONTROL_PORT, 3, power.clone())?;
     register_pio(&mut io, I8042_PORT, 1, power)?;
+    // The fabric's ways in take no lock of their own (see devices::pci).
     register_pio(
         &mut io,
         PCI_CONFIG_ADDRESS,
         8,
-        Arc::new(Mutex::new(ConfigIo::new(config_bus.clone(), bars.clone()))),
+        Arc::new(ConfigIo::new(config_bus.clone(), bars.clone())),
     )?;
     register_mmio(
         &mut io,
         ECAM_START,
         ECAM_SIZE,
-        Arc::new(Mutex::new(Ecam::new(config_bus.clone(), bars.clone()))),
+        Arc::new(Ecam::new(config_bus.clone(), bars.clone())),
     )?;
     register_mmio(
         &mut io,
         MMIO32_START,
         MMIO32_SIZE,
-        Arc::new(Mutex::new(Aperture::new(config_bus.clone(), MMIO32_START))),
+        Arc::new(Aperture::new(config_bus.clone(), MMIO32_START)),
     )?;
     let (m64, m64_size) = mmio64_aperture(cfg.memory);
     register_mmio(
         &mut io,
         m64,
         m64_size,
-        Arc::new(Mutex::new(Aperture::new(config_bus.clone(), m64))),
+        Arc::new(Aperture::new(config_bus.clone(), m64)),
     )?;
+    let stop_devices = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut device_threads = Vec::new();
+    for (_, thread) in std::mem::take(&mut built.threads) {
+        device_threads.push(thread.spawn(stop_devices.clone())?);
+    }
     let counters = cfg
         .counters
         .clone()
@@ -202,6 +208,11 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     let exit = exit_rx
         .recv()
         .unwrap_or_else(|_| VmExit::Error("all vCPUs stopped".into()));
+    // The device threads end before the final counters are read.
+    stop_devices.store(true, std::sync::atomic::Ordering::Release);
+    for t in device_threads {
+        let _ = t.join();
+    }
     if let Some(c) = counters {
         c.finish();
     }

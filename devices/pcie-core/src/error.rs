@@ -148,4 +148,8 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Memory for a RAM-backed BAR could not be had: a size that is zero,
+    /// not a multiple of 4 KiB, or more than the host can map.
+    #[error("cannot allocate {0:#x} bytes of BAR memory (must be a non-zero multiple of 4 KiB the host can map)")]
+    BarMemory(u64),
 }

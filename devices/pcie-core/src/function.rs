@@ -3,7 +3,9 @@
 
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::BarRegion;
+use std::sync::Arc;
+
+use crate::{BarMemory, BarRegion, Doorbell};
 
 /// What a config-space write changed, so the owner can remap BARs, rebuild
 /// the routing snapshot or move eventfds. A small hand-written bit set.
@@ -100,6 +102,22 @@ pub trait PciFunction: Send {
     /// implement it as `self.config.bar_regions()`. The default, no BARs,
     /// makes the function unreachable by memory requests.
     fn bar_regions(&self) -> Vec<BarRegion> {
+        Vec::new()
+    }
+
+    /// The memory behind BAR `bar` when it is RAM-backed (plain memory
+    /// with no side effects, such as a CMB). The fabric asks once, when the
+    /// function is added, and from then on serves DMA to that BAR straight
+    /// from this memory, without locking the function; the VMM maps it
+    /// into the guest where the BAR decodes. `bar_read`/`bar_write` must
+    /// access the same memory.
+    fn bar_backing(&self, _bar: u8) -> Option<Arc<BarMemory>> {
+        None
+    }
+
+    /// The function's doorbells, asked once when the function is added.
+    /// See [`Doorbell`].
+    fn doorbells(&self) -> Vec<Doorbell> {
         Vec::new()
     }
 }

@@ -17,6 +17,7 @@
 
 mod acs;
 mod bar;
+mod bar_memory;
 mod bdf;
 mod capability;
 mod config_space;
@@ -31,9 +32,11 @@ mod pcie_cap;
 mod segment;
 mod type0;
 mod type1;
+mod worker;
 
 pub use acs::{acs_reg, AcsBits};
 pub use bar::{Bar, BarKind, BarRegion, Bars};
+pub use bar_memory::BarMemory;
 pub use bdf::Bdf;
 pub use capability::{
     cap_id, capabilities, ext_cap_id, ext_capabilities, Capabilities, CapabilityRef,
@@ -43,7 +46,7 @@ pub use config_space::{ConfigSpace, Watch, CONFIG_SPACE_SIZE};
 pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
 pub use fabric::{
-    AcsViolationKind, BridgeState, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
+    AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
     Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target,
     TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST,
     MAX_REQUEST, MSI_RANGE,
@@ -60,4 +63,5 @@ pub use msix::{
 pub use pcie_cap::{pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
+pub use worker::{DeviceWorker, Doorbell, Notifier};
 pub use type1::{bridge_control, bridge_reg};

@@ -86,10 +86,10 @@ fn type1_to_type0_and_absent_functions() {
     assert_eq!(u16::from_le_bytes(data), 0x1234);
     f.ecam_read(pcie_core::ECAM_SIZE, &mut data);
     assert_eq!(data, [0xff; 2]);
-    let (id, effects) = f.ecam_write(4 << 20 | 4, &[0, 0]).unwrap();
-    assert_eq!(id, t.id("ep2"));
-    assert!(effects.command_changed());
-    assert!(f.ecam_write(9 << 20, &[0]).is_none());
+    let w = f.ecam_write(4 << 20 | 4, &[0, 0]);
+    assert_eq!(w.node, Some(t.id("ep2")));
+    assert!(w.effects.command_changed());
+    assert_eq!(f.ecam_write(9 << 20, &[0]), pcie_core::ConfigWrite::default());
 }
 
 #[test]

@@ -1,21 +1,22 @@
 //! The endpoint's config space: header, BARs and capabilities.
 
 use pcie_core::{
-    cap_id, BarKind, CommonHeader, InterruptPin, LinkSpeed, LinkWidth, PciExpressCapability,
-    PortType, Type0Config, Type0Header,
+    cap_id, BarKind, CommonHeader, InterruptPin, LinkSpeed, LinkWidth, Msix, MsixPlacement,
+    PciExpressCapability, PortType, Type0Config, Type0Header,
 };
 
-use crate::regs::{dma_reg, CLASS_CODE, DEVICE_ID, REVISION_ID, VENDOR_ID};
+use crate::regs::{bar4, dma_reg, CLASS_CODE, DEVICE_ID, MSIX_VECTORS, REVISION_ID, VENDOR_ID};
 use crate::{Error, DMA_CAP_OFFSET};
 
-/// Builds the power-on config space: header, BAR 0 and BAR 2, then the
+/// Builds the power-on config space: header, BARs 0, 2 and 4, then the
 /// DMA engine's vendor capability (at [`DMA_CAP_OFFSET`]), Power
-/// Management, MSI and PCI Express (endpoint) capabilities.
+/// Management, MSI-X (table and PBA in BAR 4) and PCI Express (endpoint)
+/// capabilities.
 pub(crate) fn build(
     bar2_size: u64,
     speed: LinkSpeed,
     width: LinkWidth,
-) -> Result<Type0Config, Error> {
+) -> Result<(Type0Config, Msix), Error> {
     let header = Type0Header {
         common: CommonHeader {
             vendor_id: VENDOR_ID,
@@ -34,16 +35,22 @@ pub(crate) fn build(
     };
     cfg.add_bar(0, mmio, crate::BAR0_SIZE)?;
     cfg.add_bar(2, BarKind::Memory64 { prefetchable: true }, bar2_size)?;
+    cfg.add_bar(4, mmio, crate::BAR4_SIZE)?;
     let space = cfg.space_mut();
     let dma = space.add_capability(cap_id::VENDOR_SPECIFIC, &dma_body(), &dma_mask())?;
     debug_assert_eq!(dma, DMA_CAP_OFFSET);
     space.add_capability(cap_id::POWER_MANAGEMENT, &pm_body(), &[0; 6])?;
-    let (msi, msi_mask) = msi();
-    space.add_capability(cap_id::MSI, &msi, &msi_mask)?;
+    let at = |offset| MsixPlacement { bar: 4, offset };
+    let msix = Msix::add(
+        space,
+        MSIX_VECTORS,
+        at(bar4::MSIX_TABLE),
+        at(bar4::MSIX_PBA),
+    )?;
     PciExpressCapability::new(PortType::Endpoint)
         .link(speed, width)
         .add_to(space)?;
-    Ok(cfg)
+    Ok((cfg, msix))
 }
 
 /// The DMA capability after its ID and next pointer: length, version,
@@ -74,16 +81,4 @@ fn pm_body() -> [u8; 6] {
     body[0..2].copy_from_slice(&pmc.to_le_bytes());
     body[2..4].copy_from_slice(&pmcsr.to_le_bytes());
     body
-}
-
-/// MSI, 64-bit, one vector, no masking: control, address, data, and the
-/// writable enable, multiple message enable, address and data.
-fn msi() -> ([u8; 14], [u8; 14]) {
-    let mut body = [0; 14];
-    let mut mask = [0; 14];
-    body[0..2].copy_from_slice(&(1u16 << 7).to_le_bytes());
-    mask[0..2].copy_from_slice(&0x0071u16.to_le_bytes());
-    mask[2..6].copy_from_slice(&0xffff_fffcu32.to_le_bytes());
-    mask[6..12].fill(0xff);
-    (body, mask)
 }

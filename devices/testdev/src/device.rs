@@ -1,12 +1,16 @@
-//! [`TestEndpoint`]: the function, its BARs and its DMA engine.
+//! [`TestEndpoint`]: the function the fabric holds (registers, BARs), and
+//! how it is built together with its [`TestEngine`].
+
+use std::sync::Arc;
 
 use pcie_core::{
-    config_read_u32, BarRegion, ConfigEffects, DmaHandle, LinkSpeed, LinkWidth, PciFunction,
-    ResetKind, Type0Config,
+    BarMemory, BarRegion, ConfigEffects, DmaHandle, Doorbell, LinkSpeed, LinkWidth, Notifier,
+    PciFunction, ResetKind,
 };
 
-use crate::backing::Backing;
-use crate::regs::{dma_reg, BAR0_SIZE, DEFAULT_BAR2_SIZE, DMA_CAP_OFFSET, MAGIC, MAX_DMA_LEN};
+use crate::engine::TestEngine;
+use crate::regs::{bar4, dma_reg, DEFAULT_BAR2_SIZE, DMA_CAP_OFFSET};
+use crate::state::Shared;
 use crate::{DmaStatus, Error};
 
 /// How a [`TestEndpoint`] is built.
@@ -36,37 +40,53 @@ fn link_width(w: u8) -> Result<LinkWidth, Error> {
     LinkWidth::from_lanes(w).ok_or(Error::LinkWidth(w))
 }
 
-/// The test endpoint: see the crate documentation.
-#[derive(Debug)]
+/// The test endpoint's function: see the crate documentation. It never
+/// performs a DMA: GO and the doorbell latch a command and notify the
+/// [`TestEngine`], which runs it on the device's thread.
 pub struct TestEndpoint {
     cfg: TestEndpointConfig,
-    config: Type0Config,
-    power_on: Type0Config,
-    scratch: Box<[u8]>,
-    ram: Backing,
-    dma: DmaHandle,
+    shared: Arc<Shared>,
+    ram: Arc<BarMemory>,
+    notify: Arc<dyn Notifier>,
+}
+
+impl std::fmt::Debug for TestEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEndpoint")
+            .field("cfg", &self.cfg)
+            .field("ram", &self.ram)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestEndpoint {
-    /// A test endpoint in its power-on state, reaching memory through `dma`
-    /// (a handle for the node it is added as; see
-    /// [`Fabric::add_with`](pcie_core::Fabric::add_with)).
-    pub fn new(cfg: TestEndpointConfig, dma: DmaHandle) -> Result<Self, Error> {
+    /// A test endpoint in its power-on state and its engine. The engine
+    /// reaches memory through `dma` (a handle for the node the endpoint is
+    /// added as; see [`Fabric::add_with`](pcie_core::Fabric::add_with)) and
+    /// must be driven on a thread of its own; the endpoint calls `notify`
+    /// when the engine has work. Only the engine holds `dma`, so the
+    /// fabric holding the endpoint is no reference cycle.
+    pub fn new(
+        cfg: TestEndpointConfig,
+        dma: DmaHandle,
+        notify: Arc<dyn Notifier>,
+    ) -> Result<(Self, TestEngine), Error> {
         let size = cfg.bar2_size;
         if !size.is_power_of_two() || size < 4096 {
             return Err(Error::Bar2Size(size));
         }
-        let config = crate::caps::build(size, cfg.link_speed, link_width(cfg.link_width)?)?;
-        let len = usize::try_from(size).map_err(|_| Error::OutOfMemory(size))?;
-        let ram = Backing::new(len).ok_or(Error::OutOfMemory(size))?;
-        Ok(TestEndpoint {
+        let (config, msix) =
+            crate::caps::build(size, cfg.link_speed, link_width(cfg.link_width)?)?;
+        let ram = BarMemory::new(size).map_err(|_| Error::OutOfMemory(size))?;
+        let shared = Arc::new(Shared::new(config, msix));
+        let engine = TestEngine::new(shared.clone(), dma);
+        let ep = TestEndpoint {
             cfg,
-            power_on: config.clone(),
-            config,
-            scratch: fresh_scratch(),
+            shared,
             ram,
-            dma,
-        })
+            notify,
+        };
+        Ok((ep, engine))
     }
 
     /// The configuration it was built from.
@@ -74,126 +94,140 @@ impl TestEndpoint {
         &self.cfg
     }
 
-    /// The memory behind a RAM-backed BAR (BAR 2 only), as (start, length):
-    /// page-aligned, as long as the BAR, owned by the device and valid for
-    /// its whole life wherever the device value moves (a `Box` in the
-    /// fabric included). The VMM may map it into the guest at the BAR's
-    /// address; device accesses and such a mapping see the same bytes.
-    /// Take it before handing the device over (in `add_with`'s closure):
-    /// the fabric keeps it as a `dyn PciFunction`.
-    pub fn bar_backing(&self, bar: u8) -> Option<(*mut u8, usize)> {
-        (bar == 2).then(|| self.ram.region())
-    }
-
-    /// The handle its DMA goes through.
-    pub fn dma_handle(&self) -> &DmaHandle {
-        &self.dma
-    }
-
-    /// The STATUS register: how the last DMA command ended.
+    /// The STATUS register: how the last DMA command ended (Busy while one runs).
     pub fn dma_status(&self) -> DmaStatus {
-        let code = self.reg(dma_reg::STATUS);
-        DmaStatus::from_code(code).unwrap_or(DmaStatus::Idle)
+        self.shared.lock().status()
     }
 
-    fn reg(&self, off: u16) -> u32 {
-        config_read_u32(self, DMA_CAP_OFFSET + off)
+    fn go(&self) {
+        if self.shared.lock().go() {
+            self.notify.notify();
+        }
     }
-
-    fn set_reg(&mut self, off: u16, value: u32) {
-        self.config.space_mut().set_u32(DMA_CAP_OFFSET + off, value);
-    }
-
-    /// Runs the command in the DMA registers: reads LENGTH bytes at SRC
-    /// into a buffer, then writes them at DST one request per 4 KiB page,
-    /// and records STATUS, DONE and COUNT.
-    fn run_dma(&mut self) {
-        let addr = |lo, hi| u64::from(self.reg(hi)) << 32 | u64::from(self.reg(lo));
-        let src = addr(dma_reg::SRC_LO, dma_reg::SRC_HI);
-        let dst = addr(dma_reg::DST_LO, dma_reg::DST_HI);
-        let (status, done) = match self.reg(dma_reg::LENGTH) {
-            0 => (DmaStatus::ZeroLength, 0),
-            len if len > MAX_DMA_LEN => (DmaStatus::TooLong, 0),
-            len => crate::dma::copy(&self.dma, src, dst, len as usize),
-        };
-        self.set_reg(dma_reg::STATUS, status.code());
-        self.set_reg(dma_reg::DONE, done as u32);
-        let count = self.reg(dma_reg::COUNT).wrapping_add(1);
-        self.set_reg(dma_reg::COUNT, count);
-    }
-}
-
-fn fresh_scratch() -> Box<[u8]> {
-    let mut s = vec![0; BAR0_SIZE as usize].into_boxed_slice();
-    s[..4].copy_from_slice(&MAGIC.to_le_bytes());
-    s
 }
 
 impl PciFunction for TestEndpoint {
     fn config_read(&self, offset: u16, data: &mut [u8]) {
-        self.config.read(offset, data)
+        self.shared.lock().config.read(offset, data)
     }
 
-    /// Config writes; a write setting CONTROL's GO bit runs the DMA
-    /// command synchronously, before returning.
+    /// Config writes. A write setting CONTROL's GO bit latches the command
+    /// (see the crate documentation) and notifies the engine; a write that
+    /// unmasks a pending MSI-X vector hands its message to the engine.
     fn config_write(&mut self, offset: u16, data: &[u8]) -> ConfigEffects {
-        let effects = self.config.write(offset, data);
+        let (effects, due) = {
+            let mut core = self.shared.lock();
+            let effects = core.config.write(offset, data);
+            let core = &mut *core;
+            let due = core.msix.take_due(core.config.space());
+            let any = !due.is_empty();
+            core.due.extend(due);
+            (effects, any)
+        };
         let control = usize::from(DMA_CAP_OFFSET + dma_reg::CONTROL);
         let go = control
             .checked_sub(usize::from(offset))
             .and_then(|i| data.get(i))
             .is_some_and(|b| b & dma_reg::GO != 0);
         if go {
-            self.run_dma();
+            self.go();
+        }
+        if due {
+            self.notify.notify();
         }
         effects
     }
 
-    /// BAR 0: scratch registers (dword 0 reads [`MAGIC`]); BAR 2: its RAM.
-    /// Bytes past a BAR's end read 0xFF.
+    /// BAR 0: scratch registers (dword 0 reads [`MAGIC`](crate::MAGIC));
+    /// BAR 2: its RAM; BAR 4: the MSI-X table and PBA (the doorbell reads
+    /// 0). Bytes past a BAR's end read 0xFF.
     fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
         match bar {
             0 => {
+                let core = self.shared.lock();
                 for (i, b) in data.iter_mut().enumerate() {
                     let at = offset.saturating_add(i as u64);
                     *b = usize::try_from(at)
                         .ok()
-                        .and_then(|at| self.scratch.get(at))
+                        .and_then(|at| core.scratch.get(at))
                         .map_or(0xff, |v| *v);
                 }
             }
             2 => self.ram.read(offset, data),
+            4 => {
+                let core = self.shared.lock();
+                let table = u64::from(bar4::MSIX_TABLE);
+                let pba = u64::from(bar4::MSIX_PBA);
+                match offset {
+                    o if (table..table + core.msix.table_len()).contains(&o) => {
+                        core.msix.table_read(o - table, data)
+                    }
+                    o if (pba..pba + core.msix.pba_len()).contains(&o) => {
+                        core.msix.pba_read(o - pba, data)
+                    }
+                    // Reserved space and the doorbell read 0.
+                    _ => data.fill(0),
+                }
+            }
             _ => data.fill(0xff),
         }
     }
 
     /// BAR 0: scratch registers (the magic dword is read-only); BAR 2: its
-    /// RAM. Bytes past a BAR's end are dropped.
+    /// RAM; BAR 4: the MSI-X table, and the doorbell (any write is GO).
+    /// Bytes past a BAR's end are dropped.
     fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]) {
         match bar {
             0 => {
+                let mut core = self.shared.lock();
                 for (i, &b) in data.iter().enumerate() {
                     let at = offset.saturating_add(i as u64);
                     let reg = usize::try_from(at).ok().filter(|&at| at >= 4);
-                    if let Some(slot) = reg.and_then(|at| self.scratch.get_mut(at)) {
+                    if let Some(slot) = reg.and_then(|at| core.scratch.get_mut(at)) {
                         *slot = b;
                     }
                 }
             }
             2 => self.ram.write(offset, data),
+            4 if (bar4::DOORBELL..bar4::DOORBELL + 4).contains(&offset) => self.go(),
+            4 => {
+                let table = u64::from(bar4::MSIX_TABLE);
+                let mut core = self.shared.lock();
+                let core = &mut *core;
+                if (table..table + core.msix.table_len()).contains(&offset) {
+                    let due = core
+                        .msix
+                        .table_write(core.config.space(), offset - table, data);
+                    if !due.is_empty() {
+                        core.due.extend(due);
+                        self.notify.notify();
+                    }
+                }
+            }
             _ => {}
         }
     }
 
     /// Back to the power-on config space (command, BARs, DMA registers;
-    /// STATUS reads Idle) and zeroed scratch registers. BAR 2's RAM keeps
-    /// its contents, like device SRAM.
+    /// STATUS reads Idle; MSI-X masked), zeroed scratch registers; a
+    /// running command's result is discarded. BAR 2's RAM keeps its
+    /// contents, like device SRAM.
     fn reset(&mut self, _kind: ResetKind) {
-        self.config = self.power_on.clone();
-        self.scratch = fresh_scratch();
+        self.shared.lock().reset();
     }
 
     fn bar_regions(&self) -> Vec<BarRegion> {
-        self.config.bar_regions()
+        self.shared.lock().config.bar_regions()
+    }
+
+    fn bar_backing(&self, bar: u8) -> Option<Arc<BarMemory>> {
+        (bar == 2).then(|| self.ram.clone())
+    }
+
+    fn doorbells(&self) -> Vec<Doorbell> {
+        vec![Doorbell {
+            bar: 4,
+            offset: bar4::DOORBELL,
+        }]
     }
 }

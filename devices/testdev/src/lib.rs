@@ -97,16 +97,18 @@
 //! copying into the other's BAR, would wait on each other forever: start
 //! such crossed copies one after the other.
 
-mod backing;
 mod caps;
 mod device;
 mod dma;
+mod engine;
 mod error;
 mod regs;
+mod state;
 
 pub use device::{TestEndpoint, TestEndpointConfig};
+pub use engine::TestEngine;
 pub use error::Error;
 pub use regs::{
-    dma_reg, DmaStatus, BAR0_SIZE, CLASS_CODE, DEFAULT_BAR2_SIZE, DEVICE_ID, DMA_CAP_OFFSET, MAGIC,
-    MAX_DMA_LEN, REVISION_ID, VENDOR_ID,
+    bar4, dma_reg, DmaStatus, BAR0_SIZE, BAR4_SIZE, CLASS_CODE, COMPLETION_VECTOR, DEFAULT_BAR2_SIZE, DEVICE_ID, DMA_CAP_OFFSET, MAGIC,
+    MAX_DMA_LEN, MSIX_VECTORS, REVISION_ID, VENDOR_ID,
 };

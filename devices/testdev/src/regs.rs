@@ -16,6 +16,25 @@ pub const CLASS_CODE: ClassCode = ClassCode::new(0xff, 0x00, 0x00);
 pub const BAR0_SIZE: u64 = 4096;
 /// What the dword at BAR 0 offset 0 reads ("P2PV"); writes to it are ignored.
 pub const MAGIC: u32 = 0x5032_5056;
+/// BAR 4: 32-bit non-prefetchable control registers, this many bytes: the
+/// MSI-X table and PBA, and the doorbell.
+pub const BAR4_SIZE: u64 = 8192;
+/// The control BAR's layout, as offsets into BAR 4.
+pub mod bar4 {
+    /// The MSI-X table (one 16-byte entry per vector).
+    pub const MSIX_TABLE: u32 = 0x000;
+    /// The MSI-X Pending Bit Array.
+    pub const MSIX_PBA: u32 = 0x800;
+    /// The doorbell, alone in its page: any write runs the command in the
+    /// DMA registers, like CONTROL's GO (the VMM backs it with an
+    /// ioeventfd, so the write never leaves the guest's kernel).
+    pub const DOORBELL: u64 = 0x1000;
+}
+/// MSI-X vectors: vector 0 fires when a command completes (whatever its
+/// status).
+pub const MSIX_VECTORS: u16 = 1;
+/// The MSI-X vector a completed command raises.
+pub const COMPLETION_VECTOR: u16 = 0;
 /// BAR 2's size when not configured otherwise.
 pub const DEFAULT_BAR2_SIZE: u64 = 1 << 20;
 /// Longest copy one DMA command may ask for.
@@ -76,6 +95,8 @@ pub enum DmaStatus {
     ZeroLength,
     /// 7: LENGTH was above [`MAX_DMA_LEN`]; nothing was done.
     TooLong,
+    /// 0xfe: a command is running (GO and the doorbell are ignored until it ends).
+    Busy,
     /// 0xff: no command since reset.
     Idle,
 }
@@ -92,6 +113,7 @@ impl DmaStatus {
             DmaStatus::IommuFault => 5,
             DmaStatus::ZeroLength => 6,
             DmaStatus::TooLong => 7,
+            DmaStatus::Busy => 0xfe,
             DmaStatus::Idle => 0xff,
         }
     }
@@ -108,6 +130,7 @@ impl DmaStatus {
             IommuFault,
             ZeroLength,
             TooLong,
+            Busy,
             Idle,
         ]
         .into_iter()

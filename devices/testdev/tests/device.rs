@@ -8,7 +8,7 @@ use p2pvm_testdev::{
     dma_reg, DmaStatus, TestEndpoint, TestEndpointConfig, DEVICE_ID, DMA_CAP_OFFSET, MAGIC,
     VENDOR_ID,
 };
-use pcie_core::{cap_id, capabilities, pcie_reg, reg, BarKind, ResetKind};
+use pcie_core::{cap_id, capabilities, pcie_reg, reg, BarKind, PciFunction, ResetKind};
 
 #[test]
 fn identity_and_capabilities() {
@@ -21,7 +21,12 @@ fn identity_and_capabilities() {
     let caps: Vec<_> = capabilities(|o| r.read32(r.a, o)).collect();
     let ids: Vec<u8> = caps.iter().map(|c| c.id).collect();
     use cap_id::*;
-    assert_eq!(ids, [VENDOR_SPECIFIC, POWER_MANAGEMENT, MSI, PCI_EXPRESS]);
+    assert_eq!(ids, [VENDOR_SPECIFIC, POWER_MANAGEMENT, MSIX, PCI_EXPRESS]);
+    // One vector (table size field 0), table at BAR 4 + 0, PBA at BAR 4 + 0x800.
+    let msix = caps[2].offset;
+    assert_eq!(r.read32(r.a, msix) >> 16, 0);
+    assert_eq!(r.read32(r.a, msix + 4), 4);
+    assert_eq!(r.read32(r.a, msix + 8), 0x804);
     assert_eq!(caps[0].offset, DMA_CAP_OFFSET);
     let vndr = r.read32(r.a, DMA_CAP_OFFSET);
     assert_eq!(vndr >> 16, 0x0128, "length 0x28, version 1");
@@ -42,7 +47,7 @@ fn firmware_sizes_and_places_both_bars() {
         prefetchable: false,
     };
     let ram = BarKind::Memory64 { prefetchable: true };
-    assert_eq!(bars, [(0, mmio, 4096), (2, ram, 1 << 20)]);
+    assert_eq!(bars, [(0, mmio, 4096), (2, ram, 1 << 20), (4, mmio, 8192)]);
     assert!(r.bar(r.a, 0) < 1 << 32);
     assert!(r.bar(r.a, 2) >= 0x40_0000_0000);
     assert_eq!(a.command & 0x6, 0x6, "memory space and bus master");
@@ -69,12 +74,12 @@ fn bar0_is_scratch_with_magic() {
 fn bar2_is_the_backing_memory() {
     let r = Rig::with_bar2(64 << 10);
     let (f, bar2) = (&r.fabric, r.bar(r.b, 2));
-    let (ptr, len) = r.backing[1];
-    assert_eq!((ptr as usize % 4096, len), (0, 64 << 10));
+    let mem = &r.backing[1];
+    assert_eq!((mem.host_address() as usize % 4096, mem.len()), (0, 64 << 10));
     assert!(f.mmio_write(bar2 + 0x1234, b"peer"));
     assert_eq!(r.peek(1, 0x1234, 4), b"peer");
-    // SAFETY: in bounds of B's live BAR 2 memory.
-    unsafe { std::ptr::copy_nonoverlapping(b"host".as_ptr(), ptr.add(0xfffc), 4) };
+    // What a guest mapping of the memory writes, the BAR reads.
+    mem.write(0xfffc, b"host");
     let mut d = [0; 4];
     assert!(f.mmio_read(bar2 + 0xfffc, &mut d));
     assert_eq!(&d, b"host");
@@ -110,16 +115,17 @@ fn bad_configurations_are_refused() {
         let ram: std::sync::Arc<dyn pcie_core::GuestRam> = r.ram.clone();
         pcie_core::DmaHandle::new(r.fabric.clone(), r.a, ram)
     };
+    let notify = || std::sync::Arc::new(common::Count::default());
     for (bar2_size, link_width) in [(3 << 20, 4), (2048, 4), (1 << 20, 3)] {
         let cfg = TestEndpointConfig {
             bar2_size,
             link_width,
             ..TestEndpointConfig::default()
         };
-        assert!(TestEndpoint::new(cfg, handle()).is_err(), "{cfg:?}");
+        assert!(TestEndpoint::new(cfg, handle(), notify()).is_err(), "{cfg:?}");
     }
-    let ep = TestEndpoint::new(TestEndpointConfig::default(), handle()).unwrap();
-    assert_eq!(ep.bar_backing(0), None);
-    assert_eq!(ep.bar_backing(2).unwrap().1, 1 << 20);
+    let (ep, _engine) = TestEndpoint::new(TestEndpointConfig::default(), handle(), notify()).unwrap();
+    assert!(ep.bar_backing(0).is_none());
+    assert_eq!(ep.bar_backing(2).unwrap().len(), 1 << 20);
     assert_eq!(ep.dma_status(), DmaStatus::Idle);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{pattern, Rig};
 use p2pvm_testdev::{dma_reg, DmaStatus, DMA_CAP_OFFSET, MAX_DMA_LEN};
 use pcie_core::{command, reg, Iommu, RcP2pPolicy};
-use pcie_switch::{ACS_CR, ACS_EC, ACS_RR, ACS_SV, ACS_UF};
+use pcie_core::AcsBits;
 
 const DONE: u32 = 0;
 
@@ -61,7 +61,9 @@ fn peer_to_peer_stays_below_the_switch() {
 }
 
 /// What Linux enables on every port once an IOMMU asks for ACS.
-const LINUX_ACS: u16 = ACS_SV | ACS_RR | ACS_CR | ACS_UF;
+const LINUX_ACS: AcsBits = AcsBits::from_register(
+    AcsBits::SV.bits() | AcsBits::RR.bits() | AcsBits::CR.bits() | AcsBits::UF.bits(),
+);
 
 #[test]
 fn acs_redirect_sends_peer_traffic_through_the_root_port() {
@@ -78,7 +80,7 @@ fn acs_redirect_sends_peer_traffic_through_the_root_port() {
     assert_eq!(p2p_copy(&r, 0x2000), (status, 0));
     // Without redirection the root complex's policy does not matter.
     for port in [r.dsp1, r.dsp2, r.rp] {
-        r.set_acs(port, 0);
+        r.set_acs(port, AcsBits::NONE);
     }
     assert_eq!(p2p_copy(&r, 0x2000), (DONE, 0x2000));
     assert!(r.fabric.counters(r.rp).is_idle());
@@ -118,9 +120,9 @@ fn every_failure_has_its_status() {
     // ACS egress control on A's port blocks B's port (number 2).
     r.fabric
         .config_write(r.bdf(r.dsp1), ext_egress(&r), &[1 << 2]);
-    r.set_acs(r.dsp1, ACS_EC);
+    r.set_acs(r.dsp1, AcsBits::EC);
     assert_eq!(r.dma(r.a, 0, b2, 16), (code(DmaStatus::AcsViolation), 0));
-    r.set_acs(r.dsp1, 0);
+    r.set_acs(r.dsp1, AcsBits::NONE);
     // An IOMMU without mappings.
     r.fabric.set_iommu(Some(Arc::new(NoMappings)));
     assert_eq!(r.dma(r.a, 0, b2, 16), (code(DmaStatus::IommuFault), 0));

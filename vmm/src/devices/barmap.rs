@@ -1,105 +1,172 @@
-//! RAM-backed BARs (the test endpoint's BAR2, later the NVMe CMB) mapped
-//! straight into the guest as KVM memory slots, so CPU accesses never exit.
-//! The mapping follows the BAR: after every config write that changes
-//! routing, each backed BAR is resolved again through the fabric (BAR
-//! address, Memory Space Enable, bridge windows) and its slot is moved,
-//! created or removed to match. Device DMA into such a BAR goes through the
-//! fabric to the same bytes.
+//! What follows a BAR when the guest moves it: RAM-backed BARs (the test
+//! endpoint's BAR 2, later the NVMe CMB) mapped straight into the guest as
+//! KVM memory slots, so CPU accesses never exit, and doorbells backed by
+//! ioeventfds, so ringing one never leaves the guest's kernel.
+//!
+//! The fabric says what moved: every config write returns the watched
+//! BARs whose CPU address changed ([`pcie_core::BarMove`]), and
+//! [`BarFollower::apply`] moves the slot or the ioeventfds to match. There
+//! is no rescan. Device DMA into a RAM-backed BAR goes through the fabric
+//! to the same bytes.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::VmFd;
-use pcie_core::{Fabric, NodeId};
-
-/// A BAR whose contents are host memory the device owns.
-#[derive(Debug, Clone, Copy)]
-pub struct RamBar {
-    /// The device.
-    pub node: NodeId,
-    /// Which BAR.
-    pub bar: u8,
-    /// Host address of the backing (valid for the device's lifetime).
-    pub host: usize,
-    /// Size of the backing in bytes.
-    pub size: u64,
-}
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
+use pcie_core::{BarMemory, BarMove, Fabric, NodeId};
+use vmm_sys_util::eventfd::EventFd;
 
 /// First KVM slot used for BARs (guest RAM uses the ones below).
 const FIRST_SLOT: u32 = 16;
 
-/// Keeps one KVM slot per RAM-backed BAR in line with where the BAR decodes.
-pub struct BarMapper {
-    vm: Arc<VmFd>,
-    fabric: Arc<Fabric>,
-    bars: Vec<RamBar>,
-    /// Guest address each slot is mapped at now.
-    mapped: Mutex<Vec<Option<u64>>>,
+/// A RAM-backed BAR's slot.
+struct Slot {
+    slot: u32,
+    /// Holds the memory for as long as the slot may exist.
+    memory: Arc<BarMemory>,
+    /// Where it is mapped now.
+    at: Option<u64>,
 }
 
-impl BarMapper {
-    /// A mapper for `bars`; call [`BarMapper::sync`] to map them.
-    pub fn new(vm: Arc<VmFd>, fabric: Arc<Fabric>, bars: Vec<RamBar>) -> Self {
-        let mapped = Mutex::new(vec![None; bars.len()]);
-        BarMapper {
+/// A doorbell's ioeventfd.
+struct Bell {
+    offset: u64,
+    fd: EventFd,
+    /// Where it is registered now.
+    at: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<(NodeId, u8), Slot>,
+    bells: HashMap<(NodeId, u8), Vec<Bell>>,
+}
+
+/// Keeps each RAM-backed BAR's memory slot and each doorbell's ioeventfd
+/// where the guest's configuration makes its BAR decode.
+pub struct BarFollower {
+    vm: Arc<VmFd>,
+    state: Mutex<State>,
+}
+
+impl BarFollower {
+    /// A follower for the RAM-backed BARs of `fabric` and the doorbells
+    /// in `doorbells` (node, and the ioeventfd of each of its doorbells in
+    /// the function's order). Nothing is mapped until
+    /// [`apply`](Self::apply) is given moves
+    /// ([`Fabric::watched_bars`] at start).
+    pub fn new(vm: Arc<VmFd>, fabric: &Fabric, doorbells: Vec<(NodeId, Vec<EventFd>)>) -> Self {
+        let mut state = State::default();
+        let mut next = FIRST_SLOT;
+        for m in fabric.watched_bars() {
+            if let Some(memory) = fabric.bar_backing(m.node, m.bar) {
+                let slot = Slot {
+                    slot: next,
+                    memory,
+                    at: None,
+                };
+                state.slots.insert((m.node, m.bar), slot);
+                next += 1;
+            }
+        }
+        for (node, fds) in doorbells {
+            for (db, fd) in fabric.doorbells(node).into_iter().zip(fds) {
+                let bell = Bell {
+                    offset: db.offset,
+                    fd,
+                    at: None,
+                };
+                state.bells.entry((node, db.bar)).or_default().push(bell);
+            }
+        }
+        BarFollower {
             vm,
-            fabric,
-            bars,
-            mapped,
+            state: Mutex::new(state),
         }
     }
 
-    /// Where `b` decodes now from the CPU's side, if it is reachable whole.
-    fn target(&self, b: &RamBar) -> Option<u64> {
-        let region = self
-            .fabric
-            .bar_regions(b.node)
-            .into_iter()
-            .find(|r| r.index == b.bar && r.size == b.size)?;
-        let end = region.addr + region.size - 1;
-        let decodes = |a| self.fabric.resolve_mmio(a) == Some((b.node, b.bar, a - region.addr));
-        (decodes(region.addr) && decodes(end)).then_some(region.addr)
-    }
-
-    /// Moves, creates or removes slots so each backed BAR is mapped exactly
-    /// where the guest's configuration makes it decode.
-    pub fn sync(&self) {
-        let mut mapped = self.mapped.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, b) in self.bars.iter().enumerate() {
-            let want = self.target(b);
-            if mapped[i] == want {
-                continue;
-            }
-            let slot = FIRST_SLOT + i as u32;
-            if mapped[i].is_some() {
-                self.set(slot, 0, 0, b.host);
-            }
-            if let Some(addr) = want {
-                self.set(slot, addr, b.size, b.host);
-            }
+    /// Moves slots and ioeventfds as `moves` say.
+    pub fn apply(&self, moves: &[BarMove]) {
+        if moves.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let st = &mut *st;
+        for m in moves {
             log::debug!(
-                "BAR {} of node {:?}: slot {slot} {:?} -> {:?}",
-                b.bar,
-                b.node,
-                mapped[i],
-                want
+                "BAR {} of node {}: {:x?} -> {:x?}",
+                m.bar,
+                m.node,
+                m.from,
+                m.to
             );
-            mapped[i] = want;
+            if let Some(s) = st.slots.get_mut(&(m.node, m.bar)) {
+                self.move_slot(s, m.to);
+            }
+            for b in st.bells.get_mut(&(m.node, m.bar)).into_iter().flatten() {
+                self.move_bell(b, m.to);
+            }
         }
     }
 
-    fn set(&self, slot: u32, gpa: u64, size: u64, host: usize) {
+    fn move_slot(&self, s: &mut Slot, to: Option<u64>) {
+        if s.at.is_some() && self.set(s.slot, 0, 0, &s.memory) {
+            s.at = None;
+        }
+        if let Some(gpa) = to {
+            if self.set(s.slot, gpa, s.memory.len(), &s.memory) {
+                s.at = Some(gpa);
+            }
+        }
+    }
+
+    fn move_bell(&self, b: &mut Bell, to: Option<u64>) {
+        if let Some(old) = b.at.take() {
+            let addr = IoEventAddress::Mmio(old + b.offset);
+            if let Err(e) = self.vm.unregister_ioevent(&b.fd, &addr, NoDatamatch) {
+                log::warn!("cannot remove the doorbell at {:#x}: {e}", old + b.offset);
+            }
+        }
+        if let Some(base) = to {
+            let addr = IoEventAddress::Mmio(base + b.offset);
+            match self.vm.register_ioevent(&b.fd, &addr, NoDatamatch) {
+                Ok(()) => b.at = Some(base),
+                Err(e) => log::warn!("cannot place a doorbell at {:#x}: {e}", base + b.offset),
+            }
+        }
+    }
+
+    /// Sets (size > 0) or deletes (size 0) a slot; false when KVM refused.
+    fn set(&self, slot: u32, gpa: u64, size: u64, memory: &BarMemory) -> bool {
         let region = kvm_userspace_memory_region {
             slot,
             flags: 0,
             guest_phys_addr: gpa,
             memory_size: size,
-            userspace_addr: host as u64,
+            userspace_addr: memory.host_address() as u64,
         };
-        // SAFETY: `host` is the device's backing, which lives as long as the
-        // fabric (and so the VM); size 0 deletes the slot.
-        if let Err(e) = unsafe { self.vm.set_user_memory_region(region) } {
-            log::warn!("cannot map a RAM-backed BAR at {gpa:#x} (slot {slot}): {e}");
+        // SAFETY: the slot maps `memory`, whose `Arc` this follower holds
+        // for as long as the slot can exist (it is deleted in `drop` at the
+        // latest, before the `Arc` goes); size 0 deletes the slot.
+        match unsafe { self.vm.set_user_memory_region(region) } {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("cannot map a RAM-backed BAR at {gpa:#x} (slot {slot}): {e}");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for BarFollower {
+    /// Deletes every slot before the memory it maps can go.
+    fn drop(&mut self) {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for s in st.slots.values() {
+            if s.at.is_some() {
+                self.set(s.slot, 0, 0, &s.memory);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod legacy;
 pub mod msi;
 pub mod pci;
 pub mod serial;
+pub mod worker;
 
 /// How the guest asked the VM to end.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,21 +1,26 @@
 //! The CPU's ways into the PCIe fabric: the ECAM window (MCFG), the legacy
 //! 0xCF8/0xCFC mechanism, and the MMIO apertures. All forward to the
 //! fabric, which answers all ones where nothing decodes.
+//!
+//! None of them takes a lock of its own: they are registered with
+//! vm-device as shared (`&self`) devices, so vCPUs reach the fabric in
+//! parallel, and the fabric locks only the one function an access reaches.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use pcie_core::{cf8_decode, ecam_decode, Bdf, Fabric};
 
-use super::barmap::BarMapper;
+use super::barmap::BarFollower;
 use vm_device::bus::{MmioAddress, MmioAddressOffset, PioAddress, PioAddressOffset};
-use vm_device::{MutDeviceMmio, MutDevicePio};
+use vm_device::{DeviceMmio, DevicePio};
 
 /// The fabric, shared by the access mechanisms and the devices' DMA.
 pub type SharedConfigBus = Arc<Fabric>;
 
 fn access(
     bus: &SharedConfigBus,
-    bars: &BarMapper,
+    bars: &BarFollower,
     target: Option<(Bdf, u16)>,
     data: &mut [u8],
     write: Option<&[u8]>,
@@ -26,12 +31,11 @@ fn access(
     };
     match write {
         Some(w) => {
-            let before = bus.generation();
-            let effects = bus.config_write(bdf, reg, w);
-            if !effects.is_empty() || bus.generation() != before {
-                log::trace!("config write {bdf} {reg:#x}: {effects:?}");
-                bars.sync();
+            let done = bus.config_write_node(bdf, reg, w);
+            if !done.moved.is_empty() {
+                log::trace!("config write {bdf} {reg:#x}: {:?}", done.moved);
             }
+            bars.apply(&done.moved);
         }
         None => bus.config_read(bdf, reg, data),
     }
@@ -45,18 +49,18 @@ fn aligned(offset: u64, len: usize) -> bool {
 /// The memory-mapped enhanced configuration access mechanism.
 pub struct Ecam {
     bus: SharedConfigBus,
-    bars: Arc<BarMapper>,
+    bars: Arc<BarFollower>,
 }
 
 impl Ecam {
     /// ECAM in front of `bus`; `bars` follows BAR moves.
-    pub fn new(bus: SharedConfigBus, bars: Arc<BarMapper>) -> Self {
+    pub fn new(bus: SharedConfigBus, bars: Arc<BarFollower>) -> Self {
         Ecam { bus, bars }
     }
 }
 
-impl MutDeviceMmio for Ecam {
-    fn mmio_read(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
+impl DeviceMmio for Ecam {
+    fn mmio_read(&self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
         if !aligned(offset, data.len()) {
             data.fill(0xff);
             return;
@@ -64,7 +68,7 @@ impl MutDeviceMmio for Ecam {
         access(&self.bus, &self.bars, ecam_decode(offset), data, None);
     }
 
-    fn mmio_write(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
+    fn mmio_write(&self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
         if aligned(offset, data.len()) {
             access(
                 &self.bus,
@@ -77,33 +81,35 @@ impl MutDeviceMmio for Ecam {
     }
 }
 
-/// Configuration mechanism #1: address latch at 0xCF8, data window at 0xCFC.
+/// Configuration mechanism #1: address latch at 0xCF8, data window at
+/// 0xCFC. The latch is one platform-wide register, as on hardware (an
+/// atomic, not a lock: the OS serialises its users itself).
 pub struct ConfigIo {
     bus: SharedConfigBus,
-    bars: Arc<BarMapper>,
-    address: u32,
+    bars: Arc<BarFollower>,
+    address: AtomicU32,
 }
 
 impl ConfigIo {
     /// 0xCF8/0xCFC in front of `bus`; registered over ports 0xCF8..=0xCFF.
-    pub fn new(bus: SharedConfigBus, bars: Arc<BarMapper>) -> Self {
+    pub fn new(bus: SharedConfigBus, bars: Arc<BarFollower>) -> Self {
         ConfigIo {
             bus,
             bars,
-            address: 0,
+            address: AtomicU32::new(0),
         }
     }
 
     fn target(&self, byte: u16) -> Option<(Bdf, u16)> {
-        cf8_decode(self.address).map(|(bdf, reg)| (bdf, reg + byte))
+        cf8_decode(self.address.load(Ordering::Acquire)).map(|(bdf, reg)| (bdf, reg + byte))
     }
 }
 
-impl MutDevicePio for ConfigIo {
-    fn pio_read(&mut self, _base: PioAddress, offset: PioAddressOffset, data: &mut [u8]) {
+impl DevicePio for ConfigIo {
+    fn pio_read(&self, _base: PioAddress, offset: PioAddressOffset, data: &mut [u8]) {
         match offset {
             0..=3 => {
-                let bytes = self.address.to_le_bytes();
+                let bytes = self.address.load(Ordering::Acquire).to_le_bytes();
                 for (i, d) in data.iter_mut().enumerate() {
                     *d = bytes.get(offset as usize + i).copied().unwrap_or(0xff);
                 }
@@ -116,16 +122,21 @@ impl MutDevicePio for ConfigIo {
         }
     }
 
-    fn pio_write(&mut self, _base: PioAddress, offset: PioAddressOffset, data: &[u8]) {
+    fn pio_write(&self, _base: PioAddress, offset: PioAddressOffset, data: &[u8]) {
         match offset {
             0..=3 => {
-                let mut bytes = self.address.to_le_bytes();
-                for (i, d) in data.iter().enumerate() {
-                    if let Some(b) = bytes.get_mut(offset as usize + i) {
-                        *b = *d;
+                let update = |old: u32| {
+                    let mut bytes = old.to_le_bytes();
+                    for (i, d) in data.iter().enumerate() {
+                        if let Some(b) = bytes.get_mut(offset as usize + i) {
+                            *b = *d;
+                        }
                     }
-                }
-                self.address = u32::from_le_bytes(bytes);
+                    Some(u32::from_le_bytes(bytes))
+                };
+                let _ = self
+                    .address
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, update);
             }
             4..=7 if aligned(u64::from(offset - 4), data.len()) => {
                 let t = self.target(offset - 4);
@@ -150,12 +161,12 @@ impl Aperture {
     }
 }
 
-impl MutDeviceMmio for Aperture {
-    fn mmio_read(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
+impl DeviceMmio for Aperture {
+    fn mmio_read(&self, _base: MmioAddress, offset: MmioAddressOffset, data: &mut [u8]) {
         self.fabric.mmio_read(self.base + offset, data);
     }
 
-    fn mmio_write(&mut self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
+    fn mmio_write(&self, _base: MmioAddress, offset: MmioAddressOffset, data: &[u8]) {
         self.fabric.mmio_write(self.base + offset, data);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError};
 
 use super::node::Node;
-use super::snapshot::Topology;
+use super::snapshot::{Reread, Topology};
 use super::{Fabric, NodeId, NodeKind, MAX_DEPTH};
 use crate::header::reg;
 use crate::{Bdf, Error, HeaderLayout, PciFunction};
@@ -96,7 +96,14 @@ impl Fabric {
             None => next.roots.push(id),
             Some(p) => next.children[p.index()].push(id),
         }
-        self.install(&cur, Arc::new(next), cur.policy, cur.iommu.clone());
+        // Only the new node is read; the others have not changed.
+        self.install(
+            &cur,
+            Arc::new(next),
+            cur.policy,
+            cur.iommu.clone(),
+            Reread::Only(&[]),
+        );
         Ok(id)
     }
 }

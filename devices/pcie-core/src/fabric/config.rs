@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::snapshot::Snapshot;
-use super::{Fabric, NodeId};
+use super::{ConfigWrite, Fabric, NodeId};
 use crate::header::reg;
 use crate::type1::{bridge_control, bridge_reg};
 use crate::{ecam_decode, Bars, Bdf, ConfigEffects, ResetKind};
@@ -75,7 +75,12 @@ impl Fabric {
     pub fn config_read(&self, bdf: Bdf, reg: u16, data: &mut [u8]) {
         let snap = self.snapshot();
         match snap.lookup(bdf) {
-            Some(id) => snap.node(id).lock_or_panic().config_read(reg, data),
+            // A function calling the fabric from its own handler reads
+            // all ones from itself rather than deadlocking.
+            Some(id) => match snap.node(id).lock() {
+                Some(f) => f.config_read(reg, data),
+                None => data.fill(0xff),
+            },
             None => data.fill(0xff),
         }
     }
@@ -88,25 +93,30 @@ impl Fabric {
     /// capability. A 0 → 1 write of a bridge's Secondary Bus Reset bit hot
     /// resets every function below it.
     pub fn config_write(&self, bdf: Bdf, reg: u16, data: &[u8]) -> ConfigEffects {
-        self.config_write_node(bdf, reg, data)
-            .map_or(ConfigEffects::NONE, |(_, e)| e)
+        self.config_write_node(bdf, reg, data).effects
     }
 
-    /// Like [`config_write`](Self::config_write), and says which node was written.
-    pub fn config_write_node(
-        &self,
-        bdf: Bdf,
-        reg: u16,
-        data: &[u8],
-    ) -> Option<(NodeId, ConfigEffects)> {
+    /// Like [`config_write`](Self::config_write), and says which node was
+    /// written and which watched BARs moved (for the VMM's memory slots
+    /// and doorbells).
+    ///
+    /// Only the registers of the node written are read again (of every
+    /// node below it after a Secondary Bus Reset), one lock at a time.
+    /// A function this thread holds already (re-entry from its own
+    /// handler) drops the write.
+    pub fn config_write_node(&self, bdf: Bdf, reg: u16, data: &[u8]) -> ConfigWrite {
         let snap = self.snapshot();
-        let id = snap.lookup(bdf)?;
+        let Some(id) = snap.lookup(bdf) else {
+            return ConfigWrite::default();
+        };
         let node = snap.node(id);
         let is_bridge = node.kind.is_bridge();
         let ctl = bridge_reg::BRIDGE_CONTROL..bridge_reg::BRIDGE_CONTROL + 2;
         let hits_ctl = is_bridge && overlaps(reg, data.len(), &ctl);
         let (effects, sbr_rose) = {
-            let mut f = node.lock_or_panic();
+            let Some(mut f) = node.lock() else {
+                return ConfigWrite::default();
+            };
             let sbr = |f: &dyn crate::PciFunction| {
                 let mut b = [0; 2];
                 f.config_read(bridge_reg::BRIDGE_CONTROL, &mut b);
@@ -116,8 +126,9 @@ impl Fabric {
             let effects = f.config_write(reg, data);
             (effects, hits_ctl && !before && sbr(&*f))
         };
+        let mut reread = vec![id];
         if sbr_rose {
-            self.reset_below(id, ResetKind::Hot);
+            reread.extend(self.reset_below(id, ResetKind::Hot));
         }
         let acs = snap.state(id).acs.map(|a| a.offset..a.offset + 0x28);
         let routing = !effects.is_empty()
@@ -125,21 +136,32 @@ impl Fabric {
             || sbr_rose
             || TYPE0_ROUTING.iter().any(|r| overlaps(reg, data.len(), r))
             || acs.is_some_and(|r| overlaps(reg, data.len(), &r));
-        if routing {
-            self.refresh();
+        let moved = if routing {
+            self.refresh_nodes(&reread)
+        } else {
+            Vec::new()
+        };
+        ConfigWrite {
+            node: Some(id),
+            effects,
+            moved,
         }
-        Some((id, effects))
     }
 
     /// Resets every function below bridge `id` (not the bridge itself),
-    /// one lock at a time.
-    fn reset_below(&self, id: NodeId, kind: ResetKind) {
+    /// one lock at a time; returns them.
+    fn reset_below(&self, id: NodeId, kind: ResetKind) -> Vec<NodeId> {
         let snap = self.snapshot();
         let mut stack: Vec<NodeId> = snap.children(id).to_vec();
+        let mut done = Vec::new();
         while let Some(n) = stack.pop() {
-            snap.node(n).lock_or_panic().reset(kind);
+            if let Some(mut f) = snap.node(n).lock() {
+                f.reset(kind);
+            }
+            done.push(n);
             stack.extend_from_slice(snap.children(n));
         }
+        done
     }
 
     /// Config read at `offset` into the ECAM window (see [`ecam_decode`]);
@@ -151,10 +173,12 @@ impl Fabric {
         }
     }
 
-    /// Config write at `offset` into the ECAM window. Returns the node
-    /// written, if any, and what changed.
-    pub fn ecam_write(&self, offset: u64, data: &[u8]) -> Option<(NodeId, ConfigEffects)> {
-        let (bdf, reg) = ecam_decode(offset)?;
-        self.config_write_node(bdf, reg, data)
+    /// Config write at `offset` into the ECAM window: what it did (see
+    /// [`config_write_node`](Self::config_write_node)).
+    pub fn ecam_write(&self, offset: u64, data: &[u8]) -> ConfigWrite {
+        match ecam_decode(offset) {
+            Some((bdf, reg)) => self.config_write_node(bdf, reg, data),
+            None => ConfigWrite::default(),
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::cache::{CachedTarget, Entry, RouteCache};
+use super::node::Node;
 use super::route::MAX_REQUEST;
 use super::snapshot::Snapshot;
 use super::{DmaRequest, Fabric, Hops, NodeId, Target};
@@ -282,12 +283,11 @@ impl DmaHandle {
                     return match hit {
                         None => self.ram_access(req.addr, access),
                         Some((node, bar, offset)) => {
-                            let Some(mut f) = node.lock() else {
+                            let r = node_bar_access(&node, bar, offset, access);
+                            if r.is_err() {
                                 self.cache.lock().pending.sub(req);
-                                return Err(DmaError::CompleterAbort);
-                            };
-                            bar_access(&mut *f, bar, offset, access);
-                            Ok(())
+                            }
+                            r
                         }
                     };
                 }
@@ -338,14 +338,13 @@ impl DmaHandle {
                     return Err(DmaError::CompleterAbort);
                 }
                 let n = &snap.topo.nodes[node.index()];
-                let mut f = n.lock().ok_or(DmaError::CompleterAbort)?;
+                node_bar_access(n, bar, offset, access)?;
                 let cached = cacheable.then(|| CachedTarget::Bar {
                     node: n.clone(),
                     bar,
                     base: req.addr - offset,
                 });
                 self.count(&snap, hops, req, cached);
-                bar_access(&mut *f, bar, offset, access);
                 Ok(())
             }
         }
@@ -390,11 +389,26 @@ impl DmaHandle {
     }
 }
 
-fn bar_access(f: &mut dyn crate::PciFunction, bar: u8, offset: u64, access: Access<'_>) {
+/// Reads or writes BAR `bar` of node `n` at `offset`. A RAM-backed BAR is
+/// plain memory, accessed with no lock at all; any other BAR is served by
+/// its function under the function's lock, which is released before this
+/// returns. A function this thread holds already (a device DMAing into its
+/// own registers from its handler) answers Completer Abort instead of
+/// deadlocking.
+fn node_bar_access(n: &Node, bar: u8, offset: u64, access: Access<'_>) -> Result<(), DmaError> {
+    if let Some(mem) = n.backing(bar) {
+        match access {
+            Access::Read(buf) => mem.read(offset, buf),
+            Access::Write(buf) => mem.write(offset, buf),
+        }
+        return Ok(());
+    }
+    let mut f = n.lock().ok_or(DmaError::CompleterAbort)?;
     match access {
         Access::Read(buf) => f.bar_read(bar, offset, buf),
         Access::Write(buf) => f.bar_write(bar, offset, buf),
     }
+    Ok(())
 }
 
 enum Access<'a> {

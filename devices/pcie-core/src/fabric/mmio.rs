@@ -34,13 +34,24 @@ impl Fabric {
         self.snapshot().resolve_down(addr)
     }
 
-    /// CPU read at `addr`: the one function decoding it is locked and
-    /// reads its BAR. Nothing decodes → master abort: all ones, and false.
+    /// CPU read at `addr`: a RAM-backed BAR is read from its memory with no
+    /// lock; otherwise the one function decoding it is locked and reads its
+    /// BAR. Nothing decodes → master abort: all ones, and false.
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
         let snap = self.snapshot();
         match snap.resolve_down(addr) {
             Some((id, bar, offset)) => {
-                snap.node(id).lock_or_panic().bar_read(bar, offset, data);
+                let node = snap.node(id);
+                if let Some(mem) = node.backing(bar) {
+                    mem.read(offset, data);
+                    return true;
+                }
+                // A function calling the fabric from its own handler
+                // master-aborts rather than deadlocking.
+                match node.lock() {
+                    Some(mut f) => f.bar_read(bar, offset, data),
+                    None => data.fill(0xff),
+                }
                 true
             }
             None => {
@@ -56,7 +67,12 @@ impl Fabric {
         let snap = self.snapshot();
         match snap.resolve_down(addr) {
             Some((id, bar, offset)) => {
-                snap.node(id).lock_or_panic().bar_write(bar, offset, data);
+                let node = snap.node(id);
+                if let Some(mem) = node.backing(bar) {
+                    mem.write(offset, data);
+                } else if let Some(mut f) = node.lock() {
+                    f.bar_write(bar, offset, data);
+                }
                 true
             }
             None => false,

@@ -51,13 +51,13 @@ pub use route::MAX_REQUEST;
 pub use snapshot::{BridgeState, Window};
 pub use trace::{TraceRecord, TraceSink};
 pub use types::{
-    Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target, MAX_DEPTH, MAX_HOPS,
+    BarMove, ConfigWrite, Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target, MAX_DEPTH, MAX_HOPS,
     MSI_RANGE,
 };
 
-use crate::{AcsBits, BarRegion, Bdf, PciFunction, ResetKind};
+use crate::{AcsBits, BarMemory, BarRegion, Bdf, Doorbell, PciFunction, ResetKind};
 use cache::RouteCache;
-use snapshot::{Snapshot, Topology};
+use snapshot::{Reread, Snapshot, Topology};
 
 /// A PCIe hierarchy: the tree of functions below one root complex, with
 /// guest RAM at the top. `Sync`: share it as `Arc<Fabric>` between vCPU
@@ -100,7 +100,15 @@ impl Fabric {
             roots: Vec::new(),
         });
         Fabric {
-            snapshot: RwLock::new(Arc::new(Snapshot::build(topo, policy, None, 0, &ram))),
+            snapshot: RwLock::new(Arc::new(Snapshot::build(
+                topo,
+                policy,
+                None,
+                0,
+                &ram,
+                None,
+                Reread::All,
+            ))),
             generation: AtomicU64::new(0),
             caches: Mutex::new(Vec::new()),
             rebuild: Mutex::new(()),
@@ -136,15 +144,26 @@ impl Fabric {
             .clone()
     }
 
-    /// Builds and stores a snapshot; the caller holds `self.rebuild`.
+    /// Builds and stores a snapshot, re-reading the nodes `reread` names;
+    /// the caller holds `self.rebuild`. Returns the watched BARs that moved.
     fn install(
         &self,
         cur: &Snapshot,
         topo: Arc<Topology>,
         policy: RcP2pPolicy,
         iommu: Option<Arc<dyn Iommu>>,
-    ) {
-        let next = Snapshot::build(topo, policy, iommu, cur.generation + 1, &self.ram);
+        reread: Reread<'_>,
+    ) -> Vec<BarMove> {
+        let next = Snapshot::build(
+            topo,
+            policy,
+            iommu,
+            cur.generation + 1,
+            &self.ram,
+            Some(cur),
+            reread,
+        );
+        let moved = cur.moves(&next);
         let generation = next.generation;
         let mut slot = self
             .snapshot
@@ -158,23 +177,60 @@ impl Fabric {
         // the fabric locked.
         drop(slot);
         drop(old);
+        moved
     }
 
     /// Rebuilds the routing snapshot with `change` applied to the policy
     /// and IOMMU. Never call it while holding a function of this fabric.
-    fn rebuild_with(&self, change: impl FnOnce(&mut RcP2pPolicy, &mut Option<Arc<dyn Iommu>>)) {
+    fn rebuild_with(
+        &self,
+        reread: Reread<'_>,
+        change: impl FnOnce(&mut RcP2pPolicy, &mut Option<Arc<dyn Iommu>>),
+    ) -> Vec<BarMove> {
         let _serial = self.rebuild.lock().unwrap_or_else(PoisonError::into_inner);
         let cur = self.snapshot();
         let (mut policy, mut iommu) = (cur.policy, cur.iommu.clone());
         change(&mut policy, &mut iommu);
-        self.install(&cur, cur.topo.clone(), policy, iommu);
+        self.install(&cur, cur.topo.clone(), policy, iommu, reread)
     }
 
-    /// Re-reads every function's routing registers. Config writes through
-    /// the fabric do this by themselves; call it after changing a function
-    /// behind the fabric's back (e.g. in [`with_function`](Self::with_function)).
-    pub fn refresh(&self) {
-        self.rebuild_with(|_, _| {});
+    /// Re-reads every function's routing registers and returns the watched
+    /// BARs that moved. Config writes through the fabric re-read what they
+    /// touched by themselves; call this after changing a function behind
+    /// the fabric's back (e.g. in [`with_function`](Self::with_function)).
+    pub fn refresh(&self) -> Vec<BarMove> {
+        self.rebuild_with(Reread::All, |_, _| {})
+    }
+
+    /// Re-reads the routing registers of `ids` only.
+    pub(crate) fn refresh_nodes(&self, ids: &[NodeId]) -> Vec<BarMove> {
+        self.rebuild_with(Reread::Only(ids), |_, _| {})
+    }
+
+    /// Every watched BAR (RAM-backed, or with doorbells) as a move from
+    /// nowhere to where the CPU reaches it now: what the VMM maps at start.
+    pub fn watched_bars(&self) -> Vec<BarMove> {
+        let snap = self.snapshot();
+        snap.watched
+            .iter()
+            .map(|&(node, bar, to)| BarMove {
+                node,
+                bar,
+                from: None,
+                to,
+            })
+            .collect()
+    }
+
+    /// The memory behind BAR `bar` of node `id`, when it is RAM-backed
+    /// (see [`PciFunction::bar_backing`]).
+    pub fn bar_backing(&self, id: NodeId, bar: u8) -> Option<Arc<BarMemory>> {
+        self.snapshot().node(id).backing(bar).cloned()
+    }
+
+    /// Node `id`'s doorbells (see [`PciFunction::doorbells`]).
+    pub fn doorbells(&self, id: NodeId) -> Vec<Doorbell> {
+        self.snapshot().node(id).doorbells.clone()
     }
 
     /// How many times the snapshot was rebuilt: when it changes, BARs,
@@ -196,7 +252,7 @@ impl Fabric {
 
     /// Changes the root complex's peer-to-peer policy.
     pub fn set_rc_policy(&self, policy: RcP2pPolicy) {
-        self.rebuild_with(|p, _| *p = policy);
+        self.rebuild_with(Reread::Only(&[]), |p, _| *p = policy);
     }
 
     /// Connects the root complex's interrupt range to `sink` (the VMM's
@@ -215,7 +271,7 @@ impl Fabric {
     /// untranslated requests reaching the root complex. Without one, bus
     /// addresses are guest physical addresses.
     pub fn set_iommu(&self, iommu: Option<Arc<dyn Iommu>>) {
-        self.rebuild_with(|_, i| *i = iommu);
+        self.rebuild_with(Reread::Only(&[]), |_, i| *i = iommu);
     }
 
     /// All nodes, in the order they were added.
@@ -289,19 +345,21 @@ impl Fabric {
         f(&mut *guard)
     }
 
-    /// Resets node `id`'s function and refreshes the snapshot.
-    pub fn reset(&self, id: NodeId, kind: ResetKind) {
+    /// Resets node `id`'s function and refreshes the snapshot; returns the
+    /// watched BARs that moved.
+    pub fn reset(&self, id: NodeId, kind: ResetKind) -> Vec<BarMove> {
         self.with_function(id, |f| f.reset(kind));
-        self.refresh();
+        self.refresh_nodes(&[id])
     }
 
-    /// Resets every function (a platform reset) and refreshes the snapshot.
-    pub fn reset_all(&self, kind: ResetKind) {
+    /// Resets every function (a platform reset) and refreshes the
+    /// snapshot; returns the watched BARs that moved.
+    pub fn reset_all(&self, kind: ResetKind) -> Vec<BarMove> {
         let snap = self.snapshot();
         for node in &snap.topo.nodes {
             node.lock_or_panic().reset(kind);
         }
-        self.refresh();
+        self.refresh()
     }
 
     /// Installs a trace sink called once per routed request (see

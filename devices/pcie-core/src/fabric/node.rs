@@ -5,10 +5,13 @@
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{NodeId, NodeKind};
-use crate::PciFunction;
+use crate::{BarMemory, Doorbell, PciFunction};
+
+/// BAR registers of a Type 0 header (a Type 1 header has fewer).
+const BARS: u8 = 6;
 
 /// One function in the tree. Immutable but for the function (behind its
 /// own lock) and the counters.
@@ -20,6 +23,11 @@ pub(crate) struct Node {
     pub(crate) function: u8,
     pub(crate) depth: usize,
     cell: Mutex<Box<dyn PciFunction>>,
+    /// The memory behind each RAM-backed BAR, by BAR index: DMA to these
+    /// takes no lock (see [`PciFunction::bar_backing`]).
+    pub(crate) backings: [Option<Arc<BarMemory>>; BARS as usize],
+    /// The function's doorbells.
+    pub(crate) doorbells: Vec<Doorbell>,
     /// Up bytes, up TLPs, down bytes, down TLPs of the link above.
     pub(crate) counters: [AtomicU64; 4],
 }
@@ -44,7 +52,11 @@ impl Node {
         depth: usize,
         f: Box<dyn PciFunction>,
     ) -> Self {
+        let backings = std::array::from_fn(|i| f.bar_backing(i as u8));
+        let doorbells = f.doorbells();
         Node {
+            backings,
+            doorbells,
             name: name.to_owned(),
             kind,
             parent,
@@ -54,6 +66,19 @@ impl Node {
             cell: Mutex::new(f),
             counters: Default::default(),
         }
+    }
+
+    /// The memory behind BAR `bar`, when it is RAM-backed.
+    pub(crate) fn backing(&self, bar: u8) -> Option<&Arc<BarMemory>> {
+        self.backings.get(usize::from(bar))?.as_ref()
+    }
+
+    /// The BARs the VMM must follow: RAM-backed ones and those with
+    /// doorbells, each once, in index order.
+    pub(crate) fn watched_bars(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..BARS).filter(|&b| {
+            self.backing(b).is_some() || self.doorbells.iter().any(|d| d.bar == b)
+        })
     }
 
     /// Locks the function, or `None` when this very thread holds it

@@ -138,6 +138,17 @@ impl NodeState {
         self.acs.is_some_and(|a| a.on(bit))
     }
 
+    /// A node whose registers could not be read: decodes nothing.
+    fn absent() -> Self {
+        NodeState {
+            command: 0,
+            bridge: None,
+            bars: Vec::new(),
+            acs: None,
+            port: 0,
+        }
+    }
+
     /// Reads the routing registers of `f` through its config space.
     fn read(f: &dyn PciFunction, bridge: bool) -> Self {
         let r32 = |off: u16| config_read_u32(f, off & !3) >> ((off & 3) * 8);
@@ -230,21 +241,52 @@ pub(crate) struct Snapshot {
     /// Every address where a routing decision may change (the edges of
     /// every BAR, bridge memory window and RAM range), sorted, unique.
     pub(crate) bounds: Vec<u64>,
+    /// Where the CPU reaches each watched BAR (RAM-backed, or with
+    /// doorbells) whole, if it does: see [`Snapshot::cpu_address`].
+    pub(crate) watched: Vec<(NodeId, u8, Option<u64>)>,
+}
+
+/// Which nodes a rebuild must read again: all, or only these (the others'
+/// registers are taken from the snapshot it replaces).
+#[derive(Clone, Copy)]
+pub(crate) enum Reread<'a> {
+    All,
+    Only(&'a [NodeId]),
 }
 
 impl Snapshot {
-    /// Reads every node's registers, locking one function at a time.
+    /// Reads the nodes' registers, one function locked at a time: every
+    /// node, or (`Reread::Only`, same topology as `prev`) just the listed
+    /// ones, taking the others' from `prev`. A function that this thread
+    /// holds already (a device calling the fabric from its own handler)
+    /// keeps its previous registers.
     pub(crate) fn build(
         topo: Arc<Topology>,
         policy: RcP2pPolicy,
         iommu: Option<Arc<dyn Iommu>>,
         generation: u64,
         ram: &[(u64, u64)],
+        prev: Option<&Snapshot>,
+        reread: Reread<'_>,
     ) -> Self {
         let state = topo
             .nodes
             .iter()
-            .map(|n| NodeState::read(&*n.lock_or_panic(), n.kind.is_bridge()))
+            .enumerate()
+            .map(|(i, n)| {
+                let old = prev.and_then(|p| p.state.get(i));
+                let skip = match reread {
+                    Reread::All => false,
+                    Reread::Only(ids) => !ids.iter().any(|id| id.index() == i),
+                };
+                match (skip, old) {
+                    (true, Some(old)) => old.clone(),
+                    (_, old) => match n.lock() {
+                        Some(f) => NodeState::read(&*f, n.kind.is_bridge()),
+                        None => old.cloned().unwrap_or_else(NodeState::absent),
+                    },
+                }
+            })
             .collect();
         let mut snap = Snapshot {
             topo,
@@ -254,8 +296,17 @@ impl Snapshot {
             iommu,
             generation,
             bounds: Vec::new(),
+            watched: Vec::new(),
         };
         snap.bounds = snap.decision_bounds(ram);
+        snap.watched = snap
+            .topo
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.watched_bars().map(move |b| (NodeId(i as u32), b)))
+            .map(|(id, bar)| (id, bar, snap.cpu_address(id, bar)))
+            .collect();
         snap.bdfs = (0..snap.topo.nodes.len())
             .map(|i| snap.find_bdf(i))
             .collect();
@@ -298,6 +349,36 @@ impl Snapshot {
         let i = self.bounds.partition_point(|&b| b <= addr);
         let lo = if i == 0 { 0 } else { self.bounds[i - 1] };
         (lo, self.bounds.get(i).copied().unwrap_or(u64::MAX))
+    }
+
+    /// Where the CPU reaches BAR `bar` of node `id` whole (its first and
+    /// last byte both decode to it through every bridge above), if it does.
+    pub(crate) fn cpu_address(&self, id: NodeId, bar: u8) -> Option<u64> {
+        let region = self.state(id).bars.iter().find(|r| r.index == bar)?;
+        let end = region.addr.checked_add(region.size - 1)?;
+        let hits = |a: u64| self.resolve_down(a) == Some((id, bar, a - region.addr));
+        (hits(region.addr) && hits(end)).then_some(region.addr)
+    }
+
+    /// What moved between `self` and `next` (same topology or grown):
+    /// every watched BAR whose CPU address differs.
+    pub(crate) fn moves(&self, next: &Snapshot) -> Vec<super::BarMove> {
+        next.watched
+            .iter()
+            .filter_map(|&(node, bar, to)| {
+                let from = self
+                    .watched
+                    .iter()
+                    .find(|w| (w.0, w.1) == (node, bar))
+                    .and_then(|w| w.2);
+                (from != to).then_some(super::BarMove {
+                    node,
+                    bar,
+                    from,
+                    to,
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn node(&self, id: NodeId) -> &Node {

@@ -227,3 +227,31 @@ impl Route {
         self.hops.iter().any(|h| h.node == node)
     }
 }
+
+/// A BAR that the CPU now reaches somewhere else, or not at all: what a
+/// config write (or a refresh) moved, for the VMM to move the memory slot
+/// or doorbell ioeventfds that follow it. Only watched BARs are reported:
+/// RAM-backed ones and those with doorbells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BarMove {
+    /// The function.
+    pub node: NodeId,
+    /// The BAR index.
+    pub bar: u8,
+    /// Where the CPU reached the whole BAR before; `None` if it did not.
+    pub from: Option<u64>,
+    /// Where it reaches it now; `None` if it does not.
+    pub to: Option<u64>,
+}
+
+/// What a config write did: the function it reached, what that function
+/// reported, and the BARs that moved as a result.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigWrite {
+    /// The function written; `None` when nothing answered.
+    pub node: Option<NodeId>,
+    /// What the function reported changed.
+    pub effects: crate::ConfigEffects,
+    /// Watched BARs that moved (see [`BarMove`]).
+    pub moved: Vec<BarMove>,
+}

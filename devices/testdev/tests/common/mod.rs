@@ -4,14 +4,27 @@
 //! ACS (with an 8-bit egress control vector), all disabled.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use p2pvm_testdev::{dma_reg, TestEndpoint, TestEndpointConfig, DMA_CAP_OFFSET};
+use p2pvm_testdev::{dma_reg, TestEndpoint, TestEndpointConfig, TestEngine, DMA_CAP_OFFSET};
 use pcie_core::{
-    acs_reg, enumerate, ext_cap_id, ext_capabilities, Apertures, Bdf, DmaHandle, EnumerationReport,
-    Fabric, GuestRam, NodeId, NodeKind, PciFunction, RcP2pPolicy,
+    acs_reg, enumerate, ext_cap_id, ext_capabilities, AcsBits, Apertures, BarMemory, Bdf,
+    DmaHandle, EnumerationReport, Fabric, GuestRam, NodeId, NodeKind, Notifier, PciFunction,
+    RcP2pPolicy,
 };
-use pcie_switch::{AcsConfig, BridgeConfig, PciBridge, PortKind, ACS_ALL};
+use pcie_switch::{AcsConfig, BridgeConfig, PciBridge, PortKind};
+
+/// A notifier that counts, standing in for the VMM's eventfd: the tests
+/// run the engine themselves, as the device thread would.
+#[derive(Default)]
+pub struct Count(pub AtomicUsize);
+
+impl Notifier for Count {
+    fn notify(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 /// Guest RAM: 1 MiB at 0.
 pub const RAM_SIZE: usize = 1 << 20;
@@ -60,10 +73,14 @@ pub struct Rig {
     pub a: NodeId,
     pub b: NodeId,
     /// BAR 2 memory of A and B, from `bar_backing`.
-    pub backing: [(*mut u8, usize); 2],
+    pub backing: [Arc<BarMemory>; 2],
+    /// The engines of A and B: the tests are their device threads.
+    pub engines: [Mutex<TestEngine>; 2],
+    /// How often A and B notified their engines.
+    pub notified: [Arc<Count>; 2],
 }
 
-fn port(kind: PortKind, port_number: u8) -> Box<PciBridge> {
+pub fn port(kind: PortKind, port_number: u8) -> Box<PciBridge> {
     let downstream = kind != PortKind::SwitchUpstream;
     let mut b = PciBridge::new(BridgeConfig {
         kind,
@@ -75,9 +92,9 @@ fn port(kind: PortKind, port_number: u8) -> Box<PciBridge> {
         link_width: 4,
         slot: downstream.then_some(u16::from(port_number)),
         acs: downstream.then_some(AcsConfig {
-            capability: ACS_ALL,
-            control: 0,
-            stuck: 0,
+            capability: AcsBits::ALL,
+            control: AcsBits::NONE,
+            stuck: AcsBits::NONE,
             egress_vector_size: 8,
             egress_vector: 0,
         }),
@@ -114,22 +131,27 @@ impl Rig {
             f.add(Some(usp), d, 0, name, SwitchDownstream, p).unwrap()
         };
         let (dsp1, dsp2) = (dsp(0, "dsp1"), dsp(1, "dsp2"));
-        let mut backing = [(std::ptr::null_mut(), 0); 2];
         let cfg = TestEndpointConfig {
             bar2_size,
             ..TestEndpointConfig::default()
         };
-        let ep = |parent, name, slot: &mut (*mut u8, usize)| {
-            f.add_with(Some(parent), 0, 0, name, Endpoint, |id| {
-                let ram: Arc<dyn GuestRam> = ram.clone();
-                let ep = TestEndpoint::new(cfg, DmaHandle::new(fabric.clone(), id, ram))?;
-                *slot = ep.bar_backing(2).unwrap();
-                Ok::<Box<dyn PciFunction>, p2pvm_testdev::Error>(Box::new(ep))
-            })
-            .unwrap()
+        let ep = |parent, name| {
+            let count = Arc::new(Count::default());
+            let mut engine = None;
+            let id = f
+                .add_with(Some(parent), 0, 0, name, Endpoint, |id| {
+                    let ram: Arc<dyn GuestRam> = ram.clone();
+                    let dma = DmaHandle::new(fabric.clone(), id, ram);
+                    let (ep, eng) = TestEndpoint::new(cfg, dma, count.clone())?;
+                    engine = Some(eng);
+                    Ok::<Box<dyn PciFunction>, p2pvm_testdev::Error>(Box::new(ep))
+                })
+                .unwrap();
+            (id, Mutex::new(engine.unwrap()), count)
         };
-        let [ba, bb] = &mut backing;
-        let (a, b) = (ep(dsp1, "a", ba), ep(dsp2, "b", bb));
+        let (a, ea, ca) = ep(dsp1, "a");
+        let (b, eb, cb) = ep(dsp2, "b");
+        let backing = [a, b].map(|id| fabric.bar_backing(id, 2).unwrap());
         let report = enumerate(&fabric, &APERTURES).unwrap();
         Rig {
             fabric,
@@ -142,7 +164,15 @@ impl Rig {
             a,
             b,
             backing,
+            engines: [ea, eb],
+            notified: [ca, cb],
         }
+    }
+
+    /// The engine of endpoint `id` (A or B).
+    pub fn engine(&self, id: NodeId) -> std::sync::MutexGuard<'_, TestEngine> {
+        let i = if id == self.a { 0 } else { 1 };
+        self.engines[i].lock().unwrap()
     }
 
     /// The rig with the default 1 MiB BAR 2s.
@@ -181,12 +211,15 @@ impl Rig {
         self.write32(id, reg(dma_reg::DST_HI), (dst >> 32) as u32);
         self.write32(id, reg(dma_reg::LENGTH), len);
         self.write32(id, reg(dma_reg::CONTROL), 1);
+        // The device thread's part.
+        self.engine(id).run();
         let status = self.read32(id, reg(dma_reg::STATUS));
         (status, self.read32(id, reg(dma_reg::DONE)))
     }
 
     /// Writes ACS control of port `id`, found by walking its extended capabilities.
-    pub fn set_acs(&self, id: NodeId, control: u16) {
+    pub fn set_acs(&self, id: NodeId, control: AcsBits) {
+        let control = control.bits();
         let cap = ext_capabilities(|o| self.read32(id, o))
             .find(|c| c.id == ext_cap_id::ACS)
             .unwrap();
@@ -197,12 +230,10 @@ impl Rig {
 
     /// `len` bytes of endpoint `which` (0 = A, 1 = B)'s BAR 2 memory at `offset`.
     pub fn peek(&self, which: usize, offset: usize, len: usize) -> Vec<u8> {
-        let (ptr, size) = self.backing[which];
-        assert!(offset + len <= size);
+        let mem = &self.backing[which];
+        assert!((offset + len) as u64 <= mem.len());
         let mut v = vec![0; len];
-        // SAFETY: in bounds of the device's live BAR 2 allocation (the
-        // fabric, which owns the device, lives as long as `self`).
-        unsafe { std::ptr::copy_nonoverlapping(ptr.add(offset), v.as_mut_ptr(), len) };
+        mem.read(offset as u64, &mut v);
         v
     }
 }
