@@ -330,7 +330,11 @@ done < <(/bin/busybox --list-full)
 
 # The agent (stripped) and /init.
 install -m 0755 "$agent_bin" "$root/usr/sbin/p2pvm-agent"
-if command -v strip >/dev/null; then strip "$root/usr/sbin/p2pvm-agent"; fi
+# The test endpoint's user-space driver (vfio-pci no-IOMMU, sysfs BARs).
+install -m 0755 "${agent_bin%/*}/p2pvm-testdev" "$root/usr/bin/p2pvm-testdev"
+if command -v strip >/dev/null; then
+  strip "$root/usr/sbin/p2pvm-agent" "$root/usr/bin/p2pvm-testdev"
+fi
 install -m 0755 "$here/init" "$root/init"
 
 # /etc and device nodes.

@@ -199,10 +199,18 @@ fn link_bytes(json: &str, name: &str) -> (u64, u64) {
 
 /// Guest script: ep0 (03:00.0) copies 64 KiB from ep1's BAR2 (04:00.0) to
 /// ep2's BAR2 (05:00.0) with its config-space DMA engine, after `acs`
-/// (setpci commands) ran; prints the engine's status.
+/// (setpci commands) ran. The source is filled with a pattern through the
+/// guest's own mapping of ep1's `resource2` (the KVM slot), the
+/// destination checked byte for byte through ep2's (`bytes=ok`, or the
+/// first difference); ep2's destination is cleared first, so a copy that
+/// moved nothing fails. Prints the engine's status once it is no longer
+/// busy (0xfe).
 fn dma_script(acs: &str) -> String {
     format!(
         "set -e; {acs}
+         seed=$(( $(cat /proc/uptime | tr -d . | cut -d' ' -f1) % 250 + 1 ))
+         p2pvm-testdev fill 04:00.0 2 0 0x10000 $seed
+         p2pvm-testdev fill 05:00.0 2 0 0x10000 0
          bar2() {{ lspci -s $1 -vv 2>/dev/null | sed -n 's/.*Region 2: Memory at \\([0-9a-f]*\\).*/\\1/p'; }}
          src=$(bar2 04:00.0); dst=$(bar2 05:00.0)
          lo() {{ printf %08x $(( 0x$1 & 0xffffffff )); }}
@@ -210,7 +218,9 @@ fn dma_script(acs: &str) -> String {
          setpci -s 03:00.0 CAP_VNDR+8.L=$(lo $src) CAP_VNDR+c.L=$(hi $src) \
              CAP_VNDR+10.L=$(lo $dst) CAP_VNDR+14.L=$(hi $dst) CAP_VNDR+18.L=10000
          setpci -s 03:00.0 CAP_VNDR+4.L=1
-         echo status=$(setpci -s 03:00.0 CAP_VNDR+1c.L) done=$(setpci -s 03:00.0 CAP_VNDR+20.L)"
+         while [ $(setpci -s 03:00.0 CAP_VNDR+1c.L) = 000000fe ]; do :; done
+         echo status=$(setpci -s 03:00.0 CAP_VNDR+1c.L) done=$(setpci -s 03:00.0 CAP_VNDR+20.L)
+         p2pvm-testdev check 05:00.0 2 0 0x10000 $seed && echo bytes=ok"
     )
 }
 
@@ -238,7 +248,7 @@ fn run_dma(acs: &str) -> (common::Run, String) {
 fn switch_local_p2p_stays_below_the_switch() {
     let (r, json) = run_dma("");
     assert_eq!(r.code, 0);
-    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000");
+    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000\nbytes=ok");
     // Nothing crossed the switch's upstream link or the root port.
     assert_eq!(link_bytes(&json, "sw1"), (0, 0), "{json}");
     assert_eq!(link_bytes(&json, "rp1"), (0, 0), "{json}");
@@ -255,7 +265,7 @@ fn acs_redirect_set_with_setpci_sends_p2p_through_the_root_complex() {
     let (r, json) =
         run_dma("setpci -s 02:00.0 ECAP_ACS+6.w=001d; setpci -s 00:01.0 ECAP_ACS+6.w=001d;");
     assert_eq!(r.code, 0);
-    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000");
+    assert_eq!(r.stdout.trim(), "status=00000000 done=00010000\nbytes=ok");
     // The read's completions and the writes both went up to the root
     // complex and back down: 128 KiB each way over the switch's link.
     assert_eq!(link_bytes(&json, "sw1"), (131072, 131072), "{json}");
@@ -289,9 +299,51 @@ fn dma_survives_linux_renumbering_and_a_secondary_bus_reset() {
         [
             "bus",
             "status=00000000 done=00010000",
-            "status=00000000 done=00010000"
+            "bytes=ok",
+            "status=00000000 done=00010000",
+            "bytes=ok"
         ],
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn crossed_copies_from_two_processes_complete_by_interrupt_with_their_bytes() {
+    // Two guest processes on two vCPUs drive ep0 and ep1 through vfio-pci
+    // (no-IOMMU), 100 copies each, at the same time and into each other's
+    // BAR 2: each round fills the source through the guest's mapping,
+    // rings the doorbell (an ioeventfd), waits for the MSI-X vector on its
+    // eventfd and checks every byte of the destination.
+    let counters = std::env::temp_dir().join(format!("p2pvm-irq-{}.json", std::process::id()));
+    let script = "set -e
+        p2pvm-testdev copy 03:00.0 04:00.0 0 04:00.0 0x80000 0x10000 100 >/tmp/a & a=$!
+        p2pvm-testdev copy 04:00.0 03:00.0 0 03:00.0 0x80000 0x10000 100 >/tmp/b & b=$!
+        wait $a; wait $b; cat /tmp/a /tmp/b";
+    let r = guest(
+        &[
+            "--cpus",
+            "2",
+            "--topology",
+            topo("p2p.toml").to_str().unwrap(),
+            "--counters",
+            counters.to_str().unwrap(),
+        ],
+        script,
+    );
+    let json = std::fs::read_to_string(&counters).expect("counters file");
+    let _ = std::fs::remove_file(&counters);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = "copies=100 irqs=100 proc_interrupts=100";
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>(), [line, line]);
+    // The payload stayed below the switch; only the 200 interrupt
+    // messages (4 bytes each) went up to the root complex.
+    assert_eq!(link_bytes(&json, "sw1"), (800, 0), "{json}");
+    assert_eq!(link_bytes(&json, "rp1"), (800, 0), "{json}");
+    // Each endpoint read 100 x 64 KiB from its peer and wrote as much
+    // into it, served the peer's reads and took its writes, and sent 100
+    // messages.
+    let moved = 2 * 100 * 0x10000;
+    assert_eq!(link_bytes(&json, "ep0"), (moved + 400, moved), "{json}");
+    assert_eq!(link_bytes(&json, "ep1"), (moved + 400, moved), "{json}");
 }
