@@ -314,9 +314,11 @@ fn crossed_copies_from_two_processes_complete_by_interrupt_with_their_bytes() {
     // (no-IOMMU), 100 copies each, at the same time and into each other's
     // BAR 2: each round fills the source through the guest's mapping,
     // rings the doorbell (an ioeventfd), waits for the MSI-X vector on its
-    // eventfd and checks every byte of the destination.
+    // eventfd and checks every byte of the destination. The two meet
+    // before the first copy and after the last (opening and closing a
+    // vfio-pci device resets it).
     let counters = std::env::temp_dir().join(format!("p2pvm-irq-{}.json", std::process::id()));
-    let script = "set -e
+    let script = "set -e; export P2PVM_TESTDEV_SYNC=/tmp/sync:2
         p2pvm-testdev copy 03:00.0 04:00.0 0 04:00.0 0x80000 0x10000 100 >/tmp/a & a=$!
         p2pvm-testdev copy 04:00.0 03:00.0 0 03:00.0 0x80000 0x10000 100 >/tmp/b & b=$!
         wait $a; wait $b; cat /tmp/a /tmp/b";

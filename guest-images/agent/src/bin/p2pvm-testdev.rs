@@ -291,6 +291,33 @@ impl Vfio {
     }
 }
 
+/// With `P2PVM_TESTDEV_SYNC=DIR:N`, waits until N processes reached
+/// `phase` (files in DIR). Opening and closing a vfio-pci device resets
+/// it, and a peer's copies from or into a device being reset fail with
+/// Unsupported Request, as on hardware: processes that drive devices
+/// which DMA into each other meet before their first copy and after
+/// their last.
+fn sync(phase: &str) -> Result<()> {
+    let Ok(spec) = std::env::var("P2PVM_TESTDEV_SYNC") else {
+        return Ok(());
+    };
+    let (dir, n) = spec.rsplit_once(':').ok_or_else(|| fail("P2PVM_TESTDEV_SYNC=DIR:N"))?;
+    let n = num(n)? as usize;
+    std::fs::create_dir_all(dir)?;
+    write_file(&format!("{dir}/{phase}.{}", std::process::id()), "")?;
+    for _ in 0..3000 {
+        let here = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{phase}.")))
+            .count();
+        if here >= n {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(fail(format!("{phase}: the other processes did not come")))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn copy(
     bdf: &str,
@@ -311,6 +338,7 @@ fn copy(
     let s = bar_address(src, 2)? + src_off;
     let d = bar_address(dst, 2)? + dst_off;
     let mut irqs = 0;
+    sync("ready")?;
     for round in 0..count {
         let seed = round + 1;
         sbar.write(src_off, &pattern(src_off, len, seed))?;
@@ -342,7 +370,7 @@ fn copy(
         })
         .unwrap_or(0);
     println!("copies={count} irqs={irqs} proc_interrupts={counted}");
-    Ok(())
+    sync("done")
 }
 
 fn run(args: &[String]) -> Result<()> {
