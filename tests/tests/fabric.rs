@@ -349,3 +349,33 @@ fn crossed_copies_from_two_processes_complete_by_interrupt_with_their_bytes() {
     assert_eq!(link_bytes(&json, "ep0"), (moved + 400, moved), "{json}");
     assert_eq!(link_bytes(&json, "ep1"), (moved + 400, moved), "{json}");
 }
+
+#[test]
+fn an_injected_correctable_error_reaches_linux_aer() {
+    // ep0 logs a Receiver Error and sends ERR_COR up through the switch
+    // to rp1, whose Root Error Status logs it and whose MSI wakes Linux's
+    // AER driver: it reads the source's status and counts it in sysfs.
+    let script = "set -e
+        setpci -s 03:00.0 CAP_VNDR+4.L=2
+        f=/sys/bus/pci/devices/0000:03:00.0/aer_dev_correctable
+        for i in $(seq 100); do grep -q 'TOTAL_ERR_COR 1' $f && break; sleep 0.1; done
+        grep -E '^(RxErr|TOTAL_ERR_COR) ' $f
+        cat /sys/bus/pci/devices/0000:00:01.0/aer_rootport_total_err_cor
+        dmesg | grep -o 'AER: Correctable error message received from 0000:03:00.0' | head -1
+        setpci -s 03:00.0 ECAP_AER+10.L";
+    let r = guest(&["--topology", topo("p2p.toml").to_str().unwrap()], script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        [
+            "RxErr 1",
+            "TOTAL_ERR_COR 1",
+            "1",
+            "AER: Correctable error message received from 0000:03:00.0",
+            // Linux cleared the status it handled.
+            "00000000"
+        ],
+        "{}",
+        r.stdout
+    );
+}

@@ -5,7 +5,7 @@ use std::ops::{BitOr, BitOrAssign};
 
 use std::sync::Arc;
 
-use crate::{BarMemory, BarRegion, Doorbell};
+use crate::{BarMemory, BarRegion, Doorbell, ErrorMessage, MsiMessage};
 
 /// What a config-space write changed, so the owner can remap BARs, rebuild
 /// the routing snapshot or move eventfds. A small hand-written bit set.
@@ -112,6 +112,15 @@ pub trait PciFunction: Send {
     /// into the guest where the BAR decodes. `bar_read`/`bar_write` must
     /// access the same memory.
     fn bar_backing(&self, _bar: u8) -> Option<Arc<BarMemory>> {
+        None
+    }
+
+    /// An error message from a function below reached this root port
+    /// (see [`Fabric::report_error`](crate::Fabric::report_error)): log it
+    /// and return the interrupt to raise, if any; the fabric sends it from
+    /// this function after releasing its lock. Only root ports receive
+    /// messages; the default ignores them.
+    fn error_message(&mut self, _msg: ErrorMessage) -> Option<MsiMessage> {
         None
     }
 

@@ -16,6 +16,7 @@
 //! firmware.
 
 mod acs;
+pub mod aer;
 mod bar;
 mod bar_memory;
 mod bdf;
@@ -35,6 +36,7 @@ mod type1;
 mod worker;
 
 pub use acs::{acs_reg, AcsBits};
+pub use aer::{aer_reg, ErrorMessage, ErrorSeverity};
 pub use bar::{Bar, BarKind, BarRegion, Bars};
 pub use bar_memory::BarMemory;
 pub use bdf::Bdf;
@@ -60,7 +62,7 @@ pub use msix::{
     msix_control, msix_reg, MsiMessage, Msix, MsixPlacement, MSIX_ENTRY_SIZE, MSIX_MAX_VECTORS,
     MSIX_VECTOR_MASKED,
 };
-pub use pcie_cap::{pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
+pub use pcie_cap::{pcie_devctl, pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
 pub use worker::{DeviceWorker, Doorbell, Notifier};

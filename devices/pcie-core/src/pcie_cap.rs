@@ -41,6 +41,16 @@ pub mod pcie_reg {
     pub const LEN: usize = 0x3c;
 }
 
+/// Device Control register bits.
+pub mod pcie_devctl {
+    /// Correctable Error Reporting Enable.
+    pub const COR_ERR_REPORTING: u16 = 1 << 0;
+    /// Non-Fatal Error Reporting Enable.
+    pub const NONFATAL_ERR_REPORTING: u16 = 1 << 1;
+    /// Fatal Error Reporting Enable.
+    pub const FATAL_ERR_REPORTING: u16 = 1 << 2;
+}
+
 /// Device/port type (PCI Express Capabilities register bits 7:4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PortType {

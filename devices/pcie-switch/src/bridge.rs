@@ -270,6 +270,20 @@ impl PciFunction for PciBridge {
     /// No BARs: writes are dropped.
     fn bar_write(&mut self, _bar: u8, _offset: u64, _data: &[u8]) {}
 
+    /// Root ports with AER log the message in Root Error Status and raise
+    /// their MSI when Root Error Command enables its severity; other
+    /// ports never receive messages (the fabric passes them up).
+    fn error_message(&mut self, msg: pcie_core::ErrorMessage) -> Option<pcie_core::MsiMessage> {
+        let aer = self.caps.aer.filter(|_| self.config.kind == PortKind::RootPort)?;
+        if !pcie_core::aer::log_at_root(&mut self.space, aer, msg) {
+            return None;
+        }
+        self.msi_message().map(|m| pcie_core::MsiMessage {
+            addr: m.address,
+            data: m.data,
+        })
+    }
+
     /// Returns to the power-on state: command 0, bus numbers and windows
     /// zero, the configured ACS control and egress vector. Hot and
     /// function-level resets keep AER's sticky registers. Child presence

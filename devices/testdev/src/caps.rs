@@ -11,7 +11,7 @@ use crate::{Error, DMA_CAP_OFFSET};
 /// Builds the power-on config space: header, BARs 0, 2 and 4, then the
 /// DMA engine's vendor capability (at [`DMA_CAP_OFFSET`]), Power
 /// Management, MSI-X (table and PBA in BAR 4) and PCI Express (endpoint)
-/// capabilities.
+/// capabilities, and AER at 0x100.
 pub(crate) fn build(
     bar2_size: u64,
     speed: LinkSpeed,
@@ -50,6 +50,7 @@ pub(crate) fn build(
     PciExpressCapability::new(PortType::Endpoint)
         .link(speed, width)
         .add_to(space)?;
+    pcie_core::aer::add(space, false)?;
     Ok((cfg, msix))
 }
 

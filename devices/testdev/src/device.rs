@@ -112,7 +112,8 @@ impl PciFunction for TestEndpoint {
     }
 
     /// Config writes. A write setting CONTROL's GO bit latches the command
-    /// (see the crate documentation) and notifies the engine; a write that
+    /// (see the crate documentation) and notifies the engine, as does one
+    /// setting INJECT_COR when ERR_COR is to be sent; a write that
     /// unmasks a pending MSI-X vector hands its message to the engine.
     fn config_write(&mut self, offset: u16, data: &[u8]) -> ConfigEffects {
         let (effects, due) = {
@@ -125,11 +126,15 @@ impl PciFunction for TestEndpoint {
             (effects, any)
         };
         let control = usize::from(DMA_CAP_OFFSET + dma_reg::CONTROL);
-        let go = control
+        let bits = control
             .checked_sub(usize::from(offset))
             .and_then(|i| data.get(i))
-            .is_some_and(|b| b & dma_reg::GO != 0);
-        if go {
+            .copied()
+            .unwrap_or(0);
+        if bits & dma_reg::INJECT_COR != 0 && self.shared.lock().inject_correctable() {
+            self.notify.notify();
+        }
+        if bits & dma_reg::GO != 0 {
             self.go();
         }
         if due {

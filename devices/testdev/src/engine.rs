@@ -35,8 +35,14 @@ impl TestEngine {
         &self.dma
     }
 
-    /// Runs the latched command, if any, then sends every interrupt due.
+    /// Sends a queued error message, runs the latched command, if any,
+    /// then sends every interrupt due.
     pub fn run(&mut self) {
+        let error = self.shared.lock().error.take();
+        if let Some(severity) = error {
+            // Refused (no root port above): lost, as on hardware.
+            let _ = self.dma.error_message(severity);
+        }
         let cmd = self.shared.lock().command;
         let mut msgs = self.take_due();
         if let Some(cmd) = cmd {

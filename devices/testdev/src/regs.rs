@@ -72,6 +72,10 @@ pub mod dma_reg {
     pub const LEN: u8 = 0x28;
     /// Control bit 0: run the command now.
     pub const GO: u8 = 1 << 0;
+    /// Control bit 1: inject a correctable error: set Receiver Error in
+    /// the AER Correctable Error Status and, unless it is masked there or
+    /// Device Control disables reporting, send ERR_COR to the root port.
+    pub const INJECT_COR: u8 = 1 << 1;
 }
 
 /// Outcome of a DMA command, as the STATUS register reports it.

@@ -4,7 +4,10 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use pcie_core::{MsiMessage, Msix, Type0Config};
+use pcie_core::{
+    aer_reg, cap_id, capabilities, ext_cap_id, ext_capabilities, pcie_devctl, pcie_reg,
+    ErrorSeverity, MsiMessage, Msix, Type0Config,
+};
 
 use crate::regs::{dma_reg, BAR0_SIZE, COMPLETION_VECTOR, DMA_CAP_OFFSET, MAGIC};
 use crate::DmaStatus;
@@ -33,6 +36,11 @@ pub(crate) struct Core {
     pub(crate) due: Vec<MsiMessage>,
     /// Counts resets.
     pub(crate) epoch: u64,
+    /// An error message to send, for the engine.
+    pub(crate) error: Option<ErrorSeverity>,
+    /// Offsets of the PCI Express and AER capabilities.
+    pcie: u16,
+    aer: u16,
 }
 
 /// [`Core`] behind its lock.
@@ -41,7 +49,13 @@ pub(crate) struct Shared(Mutex<Core>);
 
 impl Shared {
     pub(crate) fn new(config: Type0Config, msix: Msix) -> Self {
+        let r32 = |o| config.space().u32_at(o);
+        let pcie = capabilities(r32).find(|c| c.id == cap_id::PCI_EXPRESS);
+        let aer = ext_capabilities(r32).find(|c| c.id == ext_cap_id::AER);
         Shared(Mutex::new(Core {
+            pcie: pcie.map_or(0, |c| c.offset),
+            aer: aer.map_or(0, |c| c.offset),
+            error: None,
             power_on: config.clone(),
             config,
             scratch: fresh_scratch(),
@@ -93,6 +107,23 @@ impl Core {
         true
     }
 
+    /// INJECT_COR: logs a Receiver Error in AER and, when reporting is
+    /// enabled and the error unmasked, queues ERR_COR for the engine.
+    /// True when a message is queued.
+    pub(crate) fn inject_correctable(&mut self) -> bool {
+        let space = self.config.space_mut();
+        let status = self.aer + aer_reg::COR_STATUS;
+        space.set_u32(status, space.u32_at(status) | aer_reg::COR_RECEIVER_ERROR);
+        let masked = space.u32_at(self.aer + aer_reg::COR_MASK) & aer_reg::COR_RECEIVER_ERROR != 0;
+        let devctl = space.u16_at(self.pcie + pcie_reg::DEVCTL);
+        let report = devctl & pcie_devctl::COR_ERR_REPORTING != 0;
+        if masked || !report {
+            return false;
+        }
+        self.error = Some(ErrorSeverity::Correctable);
+        true
+    }
+
     /// Records how `cmd` ended (STATUS, DONE, COUNT), frees the engine and
     /// returns the completion interrupt if it is due now. Nothing happens
     /// when a reset came in between.
@@ -121,6 +152,7 @@ impl Core {
         self.msix.reset();
         self.command = None;
         self.due.clear();
+        self.error = None;
         self.epoch += 1;
     }
 

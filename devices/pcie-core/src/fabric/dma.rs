@@ -231,6 +231,12 @@ impl DmaHandle {
         self.write(addr, &data.to_le_bytes())
     }
 
+    /// Sends an error message (ERR_COR, ERR_NONFATAL, ERR_FATAL) to the
+    /// root port above (see [`Fabric::report_error`]).
+    pub fn error_message(&self, severity: crate::ErrorSeverity) -> Result<(), DmaError> {
+        self.fabric.report_error(self.requester, severity)
+    }
+
     /// The request for bytes `done..` of a `total`-byte transfer: up to the
     /// next 4 KiB boundary.
     #[inline]

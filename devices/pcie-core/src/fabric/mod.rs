@@ -35,6 +35,7 @@ mod cache;
 mod config;
 mod counters;
 mod dma;
+mod errors;
 mod mmio;
 mod node;
 mod route;
