@@ -10,7 +10,8 @@ use pcie_core::{
 
 use crate::acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
 use crate::type1::{bridge_control, type1_reg};
-use crate::{acs, aer, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
+use crate::{acs, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
+use pcie_core::aer;
 
 /// Presence Detect State in Slot Status.
 const PRESENCE_DETECT_STATE: u16 = 1 << 6;
@@ -273,15 +274,12 @@ impl PciFunction for PciBridge {
     /// Root ports with AER log the message in Root Error Status and raise
     /// their MSI when Root Error Command enables its severity; other
     /// ports never receive messages (the fabric passes them up).
-    fn error_message(&mut self, msg: pcie_core::ErrorMessage) -> Option<pcie_core::MsiMessage> {
+    fn error_message(&mut self, msg: pcie_core::ErrorMessage) -> Option<MsiMessage> {
         let aer = self.caps.aer.filter(|_| self.config.kind == PortKind::RootPort)?;
-        if !pcie_core::aer::log_at_root(&mut self.space, aer, msg) {
+        if !aer::log_at_root(&mut self.space, aer, msg) {
             return None;
         }
-        self.msi_message().map(|m| pcie_core::MsiMessage {
-            addr: m.address,
-            data: m.data,
-        })
+        self.msi_message()
     }
 
     /// Returns to the power-on state: command 0, bus numbers and windows

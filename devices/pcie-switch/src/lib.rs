@@ -15,7 +15,6 @@
 //! [`ConfigEffects::COMMAND`](pcie_core::ConfigEffects::COMMAND) for the command register.
 
 mod acs;
-mod aer;
 mod bridge;
 mod config;
 mod error;
@@ -24,7 +23,7 @@ mod std_caps;
 mod type1;
 
 pub use acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
-pub use aer::aer_reg;
+pub use pcie_core::aer_reg;
 pub use bridge::{CapabilityOffsets, PciBridge};
 pub use config::{
     AcsConfig, BridgeConfig, PortKind, ACS_ALL, ACS_CR, ACS_DT, ACS_EC, ACS_EGRESS_VECTOR_MAX,
@@ -32,7 +31,8 @@ pub use config::{
 };
 pub use error::Error;
 pub use host_bridge::{HostBridge, HostBridgeConfig};
-pub use std_caps::{msi_reg, pm_reg, MsiMessage};
+pub use pcie_core::MsiMessage;
+pub use std_caps::{msi_reg, pm_reg};
 pub use type1::{
     bridge_control, type1_reg, IO_RANGE_32BIT, PREF_RANGE_64BIT, SECONDARY_STATUS_W1C,
 };

@@ -1,7 +1,7 @@
 //! The standard (non-PCIe) capabilities of a bridge port: Power Management
 //! and MSI.
 
-use pcie_core::{cap_id, ConfigSpace};
+use pcie_core::{cap_id, ConfigSpace, MsiMessage};
 
 use crate::Error;
 
@@ -72,15 +72,6 @@ pub(crate) fn add_msi(space: &mut ConfigSpace) -> Result<u16, Error> {
     Ok(space.add_capability(cap_id::MSI, &body, &mask)?)
 }
 
-/// An MSI message the port has been programmed to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MsiMessage {
-    /// Message address.
-    pub address: u64,
-    /// Message data (16 bits used).
-    pub data: u32,
-}
-
 /// The programmed message of the MSI capability at `offset`, when enabled.
 pub(crate) fn msi_message(space: &ConfigSpace, offset: u16) -> Option<MsiMessage> {
     use msi_reg::*;
@@ -90,7 +81,7 @@ pub(crate) fn msi_message(space: &ConfigSpace, offset: u16) -> Option<MsiMessage
     let address = u64::from(space.u32_at(offset + ADDRESS_HI)) << 32
         | u64::from(space.u32_at(offset + ADDRESS_LO));
     Some(MsiMessage {
-        address,
+        addr: address,
         data: u32::from(space.u16_at(offset + DATA)),
     })
 }

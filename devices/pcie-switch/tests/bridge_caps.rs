@@ -171,7 +171,7 @@ fn msi_programming() {
     w16(&mut b, msi + msi_reg::CONTROL, 0xffff);
     assert_eq!(r16(&b, msi + msi_reg::CONTROL), 0x00f1);
     let message = MsiMessage {
-        address: 0x1_fee0_100c,
+        addr: 0x1_fee0_100c,
         data: 0x4041,
     };
     assert_eq!(b.msi_message(), Some(message));
