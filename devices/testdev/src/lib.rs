@@ -1,6 +1,8 @@
-//! A minimal PCIe test endpoint for fabric tests and KVM guests, before the
-//! NVMe and RNIC models exist: scratch registers, a RAM-backed BAR and a
-//! DMA engine a guest drives with `setpci` alone (no driver, no /dev/mem).
+//! A minimal PCIe test endpoint for fabric tests and KVM guests: scratch
+//! registers, a RAM-backed BAR, a DMA engine with a doorbell and an MSI-X
+//! completion interrupt, and AER error injection. A guest drives it with
+//! `setpci` alone, or from user space through vfio-pci (the guest image's
+//! `p2pvm-testdev` tool does).
 //!
 //! # Identity
 //! Vendor 0x1b36 (Red Hat), device 0x0005: the ID QEMU assigned to its
@@ -16,17 +18,21 @@
 //!
 //! # Config space
 //! Type 0 header; capabilities from 0x40: the DMA engine (vendor-specific,
-//! ID 0x09) at 0x40, Power Management (v3, D0 only), MSI (64-bit, one
-//! vector, nothing delivered yet), PCI Express (endpoint; link speed and
-//! width from [`TestEndpointConfig`]).
+//! ID 0x09) at 0x40, Power Management (v3, D0 only), MSI-X (one vector,
+//! table and PBA in BAR 4), PCI Express (endpoint; link speed and width
+//! from [`TestEndpointConfig`]); AER (v2) at 0x100.
 //!
 //! # BARs
 //! - BAR 0: 4 KiB, 32-bit non-prefetchable: scratch registers that read
 //!   back what was written; the dword at 0 reads [`MAGIC`] (0x50325056,
 //!   "P2PV") and ignores writes.
 //! - BAR 2 (and 3): 64-bit prefetchable, [`TestEndpointConfig::bar2_size`]
-//!   bytes (1 MiB by default) of RAM the device owns; see
-//!   [`TestEndpoint::bar_backing`] to map it.
+//!   bytes (1 MiB by default) of RAM ([`pcie_core::BarMemory`]) that the
+//!   VMM maps into the guest and peers reach by DMA with no device lock.
+//! - BAR 4: 8 KiB, 32-bit non-prefetchable ([`bar4`]): the MSI-X table at
+//!   0, the PBA at 0x800, and at 0x1000, alone in its page, the doorbell:
+//!   any write runs the command, like GO. The VMM backs it with an
+//!   ioeventfd, so ringing it never leaves the guest's kernel.
 //!
 //! # DMA engine
 //! Registers, as offsets from the capability ([`dma_reg`]):
@@ -37,7 +43,7 @@
 //! | 0x01 | 1 | next capability | RO |
 //! | 0x02 | 1 | capability length, 0x28 | RO |
 //! | 0x03 | 1 | layout version, 1 | RO |
-//! | 0x04 | 4 | CONTROL: write bit 0 (GO) to run a command; reads 0 | WO |
+//! | 0x04 | 4 | CONTROL: bit 0 GO runs a command; bit 1 INJECT_COR injects a correctable error; reads 0 | WO |
 //! | 0x08 | 4 | SRC_LO: source bus address, bits 31:0 | RW |
 //! | 0x0c | 4 | SRC_HI: source bus address, bits 63:32 | RW |
 //! | 0x10 | 4 | DST_LO: destination bus address, bits 31:0 | RW |
@@ -47,11 +53,16 @@
 //! | 0x20 | 4 | DONE: bytes the last command wrote to the destination | RO |
 //! | 0x24 | 4 | COUNT: commands run since reset (wrapping) | RO |
 //!
-//! A GO write runs the command before the config write completes: the
-//! engine reads LENGTH bytes at SRC through its [`DmaHandle`](pcie_core::DmaHandle)
-//! (4 KiB requests), then writes them at DST one request per 4 KiB page,
-//! stopping at the first failure. It needs Bus Master Enable like any
-//! requester. STATUS codes ([`DmaStatus`]):
+//! GO (or the doorbell) latches SRC, DST and LENGTH, sets STATUS to Busy
+//! (0xfe) and returns: the copy runs on the device's thread
+//! ([`TestEngine`]), never on the vCPU that asked. GO while Busy is
+//! ignored. The engine reads LENGTH bytes at SRC through its
+//! [`DmaHandle`](pcie_core::DmaHandle) (4 KiB requests), then writes them at
+//! DST one request per 4 KiB page, stopping at the first failure; it needs
+//! Bus Master Enable like any requester. It then records STATUS, DONE and
+//! COUNT and raises MSI-X vector 0 ([`COMPLETION_VECTOR`]), a posted write
+//! through the fabric (pending while the vector or the function is
+//! masked). STATUS codes ([`DmaStatus`]):
 //!
 //! | code | meaning |
 //! |---|---|
@@ -63,11 +74,18 @@
 //! | 5 | IOMMU fault |
 //! | 6 | LENGTH is 0 (nothing done) |
 //! | 7 | LENGTH above 1 MiB (nothing done) |
+//! | 0xfe | busy: a command is running |
 //! | 0xff | idle: no command since reset |
 //!
 //! On any failure DONE counts the bytes already written (0 when reading
 //! the source failed). A reset returns the registers to their power-on
-//! values; BAR 2's RAM keeps its contents.
+//! values and discards a running command's result; BAR 2's RAM keeps its
+//! contents.
+//!
+//! INJECT_COR sets Receiver Error in AER's Correctable Error Status and,
+//! unless it is masked there or Device Control's Correctable Error
+//! Reporting Enable is clear, the engine sends ERR_COR to the root port
+//! ([`pcie_core::Fabric::report_error`]), which Linux's AER driver handles.
 //!
 //! From a guest, with pciutils' `setpci` (`CAP_VNDR` is capability 0x09,
 //! also spelled `CAP09`), for the device at `01:00.0` copying 0x1000 bytes
@@ -81,21 +99,21 @@
 //! setpci -s 01:00.0 CAP_VNDR+14.L=00000000  # DST_HI
 //! setpci -s 01:00.0 CAP_VNDR+18.L=00001000  # LENGTH
 //! setpci -s 01:00.0 CAP_VNDR+4.L=1          # GO
-//! setpci -s 01:00.0 CAP_VNDR+1c.L           # STATUS: 00000000 when done
+//! setpci -s 01:00.0 CAP_VNDR+1c.L           # STATUS: 000000fe while busy, then 00000000
 //! setpci -s 01:00.0 CAP_VNDR+20.L           # DONE:   00001000
 //! ```
 //!
-//! One `setpci` call may carry all the writes in order (`setpci -s 01:00.0
-//! CAP_VNDR+8.L=... ... CAP_VNDR+4.L=1`); `-d 1b36:0005` selects every test
-//! endpoint instead of one address. The capability sits at 0x40, so
-//! `48.L`, `4c.L`, ... address the same registers without capability names.
+//! The capability sits at 0x40, so `48.L`, `4c.L`, ... address the same
+//! registers without capability names.
 //!
 //! # Locking
-//! The command runs inside the config write, while the fabric holds this
-//! function's lock; [`DmaHandle`](pcie_core::DmaHandle) then locks only the
-//! target. Two endpoints started at the same instant from two vCPUs, each
-//! copying into the other's BAR, would wait on each other forever: start
-//! such crossed copies one after the other.
+//! The function ([`TestEndpoint`], held by the fabric under its node lock)
+//! and the engine share one state lock. The function takes it for a
+//! register access; the engine takes it to read the latched command and
+//! to record its end, and never holds it (nor any other device lock)
+//! across a DMA or an interrupt. BAR 2 is plain memory and needs no lock
+//! at all. So endpoints copying into each other's BARs from their own
+//! threads cannot deadlock (`tests/stress.rs`).
 
 mod caps;
 mod device;
