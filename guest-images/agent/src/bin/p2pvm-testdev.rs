@@ -11,6 +11,8 @@
 //!     COUNT times: fill SRC's BAR 2 at SRC_OFF, have BDF's engine copy
 //!     LEN bytes to DST's BAR 2 at DST_OFF (ringing the doorbell), wait
 //!     for its MSI-X interrupt, check STATUS and every byte.
+//! p2pvm-testdev bench-cfg  BDF SECONDS   config dword reads (sysfs), per second
+//! p2pvm-testdev bench-mmio BDF SECONDS   BAR 0 dword reads (mapped), per second
 //! ```
 //! BDFs are `bb:dd.f` (domain 0). Numbers take 0x for hex.
 
@@ -373,6 +375,22 @@ fn copy(
     sync("done")
 }
 
+/// Runs `op` for `secs` seconds; prints how many times and the rate.
+fn bench(secs: u64, mut op: impl FnMut() -> Result<()>) -> Result<()> {
+    let start = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(secs);
+    let mut n = 0u64;
+    while start.elapsed() < limit {
+        for _ in 0..64 {
+            op()?;
+        }
+        n += 64;
+    }
+    let t = start.elapsed().as_secs_f64();
+    println!("ops={n} secs={t:.3} rate={:.0}", n as f64 / t);
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<()> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
@@ -394,10 +412,22 @@ fn run(args: &[String]) -> Result<()> {
             num(len)? as usize,
             num(count)?,
         ),
+        ["bench-cfg", bdf, secs] => {
+            let cfg = Config::open(bdf)?;
+            bench(num(secs)?, || cfg.read32(0).map(drop))
+        }
+        ["bench-mmio", bdf, secs] => {
+            let bar = Bar::map(bdf, 0)?;
+            bench(num(secs)?, || {
+                // SAFETY: dword 0 of the live BAR 0 mapping.
+                unsafe { bar.ptr.cast::<u32>().read_volatile() };
+                Ok(())
+            })
+        }
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
             "usage: p2pvm-testdev fill|check BDF BAR OFFSET LEN SEED | \
-             copy BDF SRC_BDF SRC_OFF DST_BDF DST_OFF LEN COUNT",
+             copy BDF SRC_BDF SRC_OFF DST_BDF DST_OFF LEN COUNT | bench-cfg|bench-mmio BDF SECONDS",
         )),
     }
 }
