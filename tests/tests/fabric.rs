@@ -58,8 +58,8 @@ fn expected_acs(t: &Topology) -> Vec<(String, u16, u16)> {
         if let Some(a) = &rp.acs {
             v.push((
                 rp.name.get_ref().clone(),
-                AcsBit::bits(&a.capability),
-                AcsBit::bits(&a.control),
+                AcsBit::bits(&a.capability).bits(),
+                AcsBit::bits(&a.control).bits(),
             ));
         }
     }
@@ -68,8 +68,8 @@ fn expected_acs(t: &Topology) -> Vec<(String, u16, u16)> {
             if let Some(a) = &dp.acs {
                 v.push((
                     dp.name.get_ref().clone(),
-                    AcsBit::bits(&a.capability),
-                    AcsBit::bits(&a.control),
+                    AcsBit::bits(&a.capability).bits(),
+                    AcsBit::bits(&a.control).bits(),
                 ));
             }
         }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use p2pvm_testdev::{TestEndpoint, TestEndpointConfig};
-use pcie_core::{DeviceWorker, PciFunction};
 use pcie_core::firmware::{enumerate, Apertures, EnumerationReport};
+use pcie_core::{DeviceWorker, PciFunction};
 use pcie_core::{DmaHandle, Fabric, GuestRam, LinkSpeed, NodeId, NodeKind, RcP2pPolicy};
 use pcie_switch::{AcsConfig, BridgeConfig, HostBridge, HostBridgeConfig, PciBridge, PortKind};
 
@@ -65,7 +65,7 @@ fn speed(s: Speed) -> LinkSpeed {
 fn acs(a: &Option<Acs>) -> Option<AcsConfig> {
     a.as_ref().map(|a| {
         let capability = AcsBit::bits(&a.capability);
-        let ec = capability & AcsBit::EC.mask() != 0;
+        let ec = capability.contains(pcie_core::AcsBits::EC);
         AcsConfig {
             capability,
             control: AcsBit::bits(&a.control),

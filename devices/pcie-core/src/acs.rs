@@ -59,6 +59,11 @@ impl AcsBits {
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The bits of both (`|`, usable in constants).
+    pub const fn union(self, other: Self) -> Self {
+        AcsBits(self.0 | other.0)
+    }
 }
 
 impl fmt::Debug for AcsBits {

@@ -48,10 +48,10 @@ pub use config_space::{ConfigSpace, Watch, CONFIG_SPACE_SIZE};
 pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
 pub use fabric::{
-    AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaRequest, Fabric, GuestRam, Hop,
-    Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy, Route, Target,
-    TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST,
-    MAX_REQUEST, MSI_RANGE,
+    AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaRequest,
+    Fabric, GuestRam, Hop, Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy,
+    Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD,
+    MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{
     enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,
@@ -62,8 +62,10 @@ pub use msix::{
     msix_control, msix_reg, MsiMessage, Msix, MsixPlacement, MSIX_ENTRY_SIZE, MSIX_MAX_VECTORS,
     MSIX_VECTOR_MASKED,
 };
-pub use pcie_cap::{pcie_devctl, pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType};
+pub use pcie_cap::{
+    pcie_devctl, pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType,
+};
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
-pub use worker::{DeviceWorker, Doorbell, Notifier};
 pub use type1::{bridge_control, bridge_reg};
+pub use worker::{DeviceWorker, Doorbell, Notifier};

@@ -89,7 +89,10 @@ fn type1_to_type0_and_absent_functions() {
     let w = f.ecam_write(4 << 20 | 4, &[0, 0]);
     assert_eq!(w.node, Some(t.id("ep2")));
     assert!(w.effects.command_changed());
-    assert_eq!(f.ecam_write(9 << 20, &[0]), pcie_core::ConfigWrite::default());
+    assert_eq!(
+        f.ecam_write(9 << 20, &[0]),
+        pcie_core::ConfigWrite::default()
+    );
 }
 
 #[test]

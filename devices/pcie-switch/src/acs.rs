@@ -1,20 +1,8 @@
 //! The Access Control Services extended capability (ID 0x000D, version 1).
 
-use pcie_core::{ext_cap_id, ConfigSpace};
+use pcie_core::{acs_reg, ext_cap_id, ConfigSpace};
 
-use crate::config::ACS_ALL;
 use crate::{AcsConfig, Error, ACS_EGRESS_VECTOR_MAX};
-
-/// ACS registers, as offsets from the capability header.
-pub mod acs_reg {
-    /// ACS Capability register (16 bits, read-only): implemented features in
-    /// bits 6:0, egress control vector size in 15:8 (0 means 256).
-    pub const CAPABILITY: u16 = 0x04;
-    /// ACS Control register (16 bits).
-    pub const CONTROL: u16 = 0x06;
-    /// Egress Control Vector (1 to 8 dwords, present with Egress Control).
-    pub const EGRESS_VECTOR: u16 = 0x08;
-}
 
 /// Dwords of the largest egress control vector.
 pub const ACS_EGRESS_VECTOR_DWORDS: usize = ACS_EGRESS_VECTOR_MAX as usize / 32;
@@ -27,7 +15,7 @@ pub(crate) fn capability_register(acs: &AcsConfig) -> u16 {
     } else {
         0
     };
-    (acs.capability & ACS_ALL) | size
+    acs.capability.bits() | size
 }
 
 /// Adds the ACS capability for a validated `acs`: the capability register
@@ -38,9 +26,9 @@ pub(crate) fn add(space: &mut ConfigSpace, acs: &AcsConfig) -> Result<u16, Error
     let mut body = vec![0u8; 4 + 4 * dwords];
     let mut writable = vec![0u8; body.len()];
     body[0..2].copy_from_slice(&capability_register(acs).to_le_bytes());
-    body[2..4].copy_from_slice(&acs.control.to_le_bytes());
+    body[2..4].copy_from_slice(&acs.control.bits().to_le_bytes());
     let control_rw = acs.capability & !acs.stuck;
-    writable[2..4].copy_from_slice(&control_rw.to_le_bytes());
+    writable[2..4].copy_from_slice(&control_rw.bits().to_le_bytes());
     if dwords > 0 {
         body[4..8].copy_from_slice(&acs.egress_vector.to_le_bytes());
         let size = usize::from(acs.egress_vector_size);

@@ -8,9 +8,10 @@ use pcie_core::{
     Watch,
 };
 
-use crate::acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
+use crate::acs::ACS_EGRESS_VECTOR_DWORDS;
 use crate::type1::{bridge_control, type1_reg};
 use crate::{acs, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
+use pcie_core::acs_reg;
 use pcie_core::aer;
 
 /// Presence Detect State in Slot Status.
@@ -172,9 +173,10 @@ impl PciBridge {
     }
 
     /// The current ACS Control register, if the port has ACS.
-    pub fn acs_control(&self) -> Option<u16> {
+    pub fn acs_control(&self) -> Option<pcie_core::AcsBits> {
         let off = self.caps.acs?;
-        Some(self.space.u16_at(off + acs_reg::CONTROL))
+        let reg = self.space.u16_at(off + acs_reg::CONTROL);
+        Some(pcie_core::AcsBits::from_register(reg))
     }
 
     /// The current egress control vector (bit `n` is egress port number
@@ -275,7 +277,10 @@ impl PciFunction for PciBridge {
     /// their MSI when Root Error Command enables its severity; other
     /// ports never receive messages (the fabric passes them up).
     fn error_message(&mut self, msg: pcie_core::ErrorMessage) -> Option<MsiMessage> {
-        let aer = self.caps.aer.filter(|_| self.config.kind == PortKind::RootPort)?;
+        let aer = self
+            .caps
+            .aer
+            .filter(|_| self.config.kind == PortKind::RootPort)?;
         if !aer::log_at_root(&mut self.space, aer, msg) {
             return None;
         }

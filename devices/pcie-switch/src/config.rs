@@ -1,26 +1,9 @@
 //! What a Type-1 bridge port is built from: [`BridgeConfig`], its
 //! [`PortKind`] and optional [`AcsConfig`], and their validation.
 
-use pcie_core::{LinkSpeed, LinkWidth, PortType};
+use pcie_core::{AcsBits, LinkSpeed, LinkWidth, PortType};
 
 use crate::Error;
-
-/// ACS Source Validation (capability and control bit 0).
-pub const ACS_SV: u16 = 1 << 0;
-/// ACS Translation Blocking (bit 1).
-pub const ACS_TB: u16 = 1 << 1;
-/// ACS P2P Request Redirect (bit 2).
-pub const ACS_RR: u16 = 1 << 2;
-/// ACS P2P Completion Redirect (bit 3).
-pub const ACS_CR: u16 = 1 << 3;
-/// ACS Upstream Forwarding (bit 4).
-pub const ACS_UF: u16 = 1 << 4;
-/// ACS P2P Egress Control (bit 5).
-pub const ACS_EC: u16 = 1 << 5;
-/// ACS Direct Translated P2P (bit 6).
-pub const ACS_DT: u16 = 1 << 6;
-/// Every ACS feature bit defined by the ACS extended capability version 1.
-pub const ACS_ALL: u16 = ACS_SV | ACS_TB | ACS_RR | ACS_CR | ACS_UF | ACS_EC | ACS_DT;
 
 /// Largest ACS egress control vector, in bits.
 pub const ACS_EGRESS_VECTOR_MAX: u16 = 256;
@@ -56,16 +39,15 @@ impl PortKind {
 /// Access Control Services of a root or switch downstream port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AcsConfig {
-    /// Implemented features: any of [`ACS_SV`], [`ACS_TB`], [`ACS_RR`],
-    /// [`ACS_CR`], [`ACS_UF`], [`ACS_EC`], [`ACS_DT`].
-    pub capability: u16,
+    /// Implemented features.
+    pub capability: AcsBits,
     /// Power-on control bits; a subset of `capability`.
-    pub control: u16,
+    pub control: AcsBits,
     /// Control bits the guest cannot change (broken firmware or hardware);
     /// a subset of `capability`. They keep their value from `control`.
-    pub stuck: u16,
+    pub stuck: AcsBits,
     /// Number of bits of the egress control vector: 1..=256 when
-    /// [`ACS_EC`] is implemented, 0 otherwise.
+    /// [`AcsBits::EC`] is implemented, 0 otherwise.
     pub egress_vector_size: u16,
     /// Power-on egress control vector, bits 31:0 (bits 32 and up start at
     /// zero). No bit at or beyond `egress_vector_size` may be set.
@@ -76,23 +58,20 @@ impl AcsConfig {
     /// Checks the invariants documented on each field.
     pub fn validate(&self) -> Result<(), Error> {
         let cap = self.capability;
-        if cap & !ACS_ALL != 0 {
-            return Err(Error::AcsReservedBits(cap));
-        }
-        if self.control & !cap != 0 {
+        if !cap.contains(self.control) {
             return Err(Error::AcsControlNotImplemented {
-                control: self.control,
-                capability: cap,
+                control: self.control.bits(),
+                capability: cap.bits(),
             });
         }
-        if self.stuck & !cap != 0 {
+        if !cap.contains(self.stuck) {
             return Err(Error::AcsStuckNotImplemented {
-                stuck: self.stuck,
-                capability: cap,
+                stuck: self.stuck.bits(),
+                capability: cap.bits(),
             });
         }
         let size = self.egress_vector_size;
-        if cap & ACS_EC == 0 {
+        if !cap.contains(AcsBits::EC) {
             if size != 0 || self.egress_vector != 0 {
                 return Err(Error::AcsEgressWithoutEc {
                     size,
@@ -115,7 +94,7 @@ impl AcsConfig {
 
     /// Whether P2P Egress Control is implemented.
     pub const fn has_egress_control(&self) -> bool {
-        self.capability & ACS_EC != 0
+        self.capability.contains(AcsBits::EC)
     }
 
     /// Dwords taken by the egress control vector (0 without Egress Control).

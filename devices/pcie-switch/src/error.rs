@@ -19,9 +19,6 @@ pub enum Error {
     /// downstream ports have one.
     #[error("a switch upstream port cannot have an ACS capability")]
     AcsOnUpstreamPort,
-    /// ACS capability bits beyond the seven defined ones (SV..DT).
-    #[error("ACS capability {0:#06x} sets reserved bits (only 0x007f is defined)")]
-    AcsReservedBits(u16),
     /// An initial ACS control bit whose feature is not implemented.
     #[error("ACS control {control:#06x} enables features the capability {capability:#06x} does not implement")]
     AcsControlNotImplemented {

@@ -22,16 +22,14 @@ mod host_bridge;
 mod std_caps;
 mod type1;
 
-pub use acs::{acs_reg, ACS_EGRESS_VECTOR_DWORDS};
-pub use pcie_core::aer_reg;
+pub use acs::ACS_EGRESS_VECTOR_DWORDS;
 pub use bridge::{CapabilityOffsets, PciBridge};
-pub use config::{
-    AcsConfig, BridgeConfig, PortKind, ACS_ALL, ACS_CR, ACS_DT, ACS_EC, ACS_EGRESS_VECTOR_MAX,
-    ACS_RR, ACS_SV, ACS_TB, ACS_UF,
-};
+pub use config::{AcsConfig, BridgeConfig, PortKind, ACS_EGRESS_VECTOR_MAX};
 pub use error::Error;
 pub use host_bridge::{HostBridge, HostBridgeConfig};
+pub use pcie_core::aer_reg;
 pub use pcie_core::MsiMessage;
+pub use pcie_core::{acs_reg, AcsBits};
 pub use std_caps::{msi_reg, pm_reg};
 pub use type1::{
     bridge_control, type1_reg, IO_RANGE_32BIT, PREF_RANGE_64BIT, SECONDARY_STATUS_W1C,

@@ -9,8 +9,8 @@ use pcie_core::{
     PciFunction,
 };
 use pcie_switch::{
-    acs_reg, aer_reg, msi_reg, pm_reg, AcsConfig, BridgeConfig, MsiMessage, PciBridge, PortKind,
-    ACS_CR, ACS_EC, ACS_RR, ACS_SV, ACS_TB, ACS_UF,
+    acs_reg, aer_reg, msi_reg, pm_reg, AcsBits, AcsConfig, BridgeConfig, MsiMessage, PciBridge,
+    PortKind,
 };
 
 fn std_ids(f: &dyn PciFunction) -> Vec<u8> {
@@ -182,16 +182,20 @@ fn acs_registers_and_linux_enable() {
     let mut b = PciBridge::new(root_port()).unwrap();
     let acs = b.capability_offsets().acs.unwrap();
     let cap = r16(&b, acs + acs_reg::CAPABILITY);
-    assert_eq!(cap, 40 << 8 | FULL_ACS.capability);
+    assert_eq!(cap, 40 << 8 | FULL_ACS.capability.bits());
     assert_eq!(b.acs_capability(), Some(cap));
-    assert_eq!(b.acs_control(), Some(ACS_SV | ACS_TB));
+    assert_eq!(b.acs_control(), Some(AcsBits::SV | AcsBits::TB));
     assert_eq!(r32(&b, acs + acs_reg::EGRESS_VECTOR), 1);
     // pci_std_enable_acs: ctrl |= cap & (SV | RR | CR | UF); UF is stuck off.
-    let ctrl = r16(&b, acs + acs_reg::CONTROL) | cap & (ACS_SV | ACS_RR | ACS_CR | ACS_UF);
+    let linux = AcsBits::SV | AcsBits::RR | AcsBits::CR | AcsBits::UF;
+    let ctrl = r16(&b, acs + acs_reg::CONTROL) | cap & linux.bits();
     assert!(w16(&mut b, acs + acs_reg::CONTROL, ctrl).bridge_changed());
-    assert_eq!(b.acs_control(), Some(ACS_SV | ACS_TB | ACS_RR | ACS_CR));
+    assert_eq!(
+        b.acs_control(),
+        Some(AcsBits::SV | AcsBits::TB | AcsBits::RR | AcsBits::CR)
+    );
     // pci_acs_flags_enabled(SV|RR|CR|UF) therefore fails, as on broken hardware.
-    let flags = (ACS_SV | ACS_RR | ACS_CR | ACS_UF) & (cap | ACS_EC);
+    let flags = linux & (AcsBits::from_register(cap) | AcsBits::EC);
     assert_ne!(b.acs_control().unwrap() & flags, flags);
     // The egress vector is 40 bits wide.
     w32(&mut b, acs + acs_reg::EGRESS_VECTOR, 0xffff_ffff);
@@ -208,9 +212,9 @@ fn acs_registers_and_linux_enable() {
 #[test]
 fn acs_full_egress_vector_encodes_256_as_zero() {
     let acs = AcsConfig {
-        capability: ACS_EC | ACS_RR,
-        control: ACS_EC,
-        stuck: 0,
+        capability: AcsBits::EC | AcsBits::RR,
+        control: AcsBits::EC,
+        stuck: AcsBits::NONE,
         egress_vector_size: 256,
         egress_vector: 0xdead_beef,
     };
@@ -220,7 +224,10 @@ fn acs_full_egress_vector_encodes_256_as_zero() {
         ..root_port()
     })
     .unwrap();
-    assert_eq!(b.acs_capability(), Some(ACS_EC | ACS_RR));
+    assert_eq!(
+        b.acs_capability().map(AcsBits::from_register),
+        Some(AcsBits::EC | AcsBits::RR)
+    );
     for i in 0..8u16 {
         w32(&mut b, 0x108 + 4 * i, 0x100 + u32::from(i));
     }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use pcie_switch::{AcsConfig, BridgeConfig, Error, PciBridge, ACS_DT, ACS_EC, ACS_RR, ACS_SV};
+use pcie_switch::{AcsBits, AcsConfig, BridgeConfig, Error, PciBridge};
 
 fn rejected(config: BridgeConfig) -> Error {
     let err = PciBridge::new(config).unwrap_err();
@@ -72,37 +72,35 @@ fn port_level_errors() {
 #[test]
 fn acs_errors() {
     let base = AcsConfig {
-        capability: ACS_SV | ACS_RR,
-        control: ACS_SV,
-        stuck: 0,
+        capability: AcsBits::SV | AcsBits::RR,
+        control: AcsBits::SV,
+        stuck: AcsBits::NONE,
         egress_vector_size: 0,
         egress_vector: 0,
     };
+    // Reserved capability bits cannot be expressed: AcsBits holds SV..DT only.
     assert_eq!(
-        rejected(with_acs(AcsConfig {
-            capability: 0x80 | ACS_SV,
-            ..base
-        })),
-        Error::AcsReservedBits(0x81)
+        AcsBits::from_register(0x80 | AcsBits::SV.bits()),
+        AcsBits::SV
     );
     assert_eq!(
         rejected(with_acs(AcsConfig {
-            control: ACS_DT,
+            control: AcsBits::DT,
             ..base
         })),
         Error::AcsControlNotImplemented {
-            control: ACS_DT,
-            capability: ACS_SV | ACS_RR
+            control: AcsBits::DT.bits(),
+            capability: (AcsBits::SV | AcsBits::RR).bits()
         }
     );
     assert_eq!(
         rejected(with_acs(AcsConfig {
-            stuck: ACS_EC,
+            stuck: AcsBits::EC,
             ..base
         })),
         Error::AcsStuckNotImplemented {
-            stuck: ACS_EC,
-            capability: ACS_SV | ACS_RR
+            stuck: AcsBits::EC.bits(),
+            capability: (AcsBits::SV | AcsBits::RR).bits()
         }
     );
     assert_eq!(
@@ -113,8 +111,8 @@ fn acs_errors() {
         Error::AcsEgressWithoutEc { size: 8, vector: 0 }
     );
     let ec = AcsConfig {
-        capability: ACS_EC,
-        control: 0,
+        capability: AcsBits::EC,
+        control: AcsBits::NONE,
         egress_vector_size: 8,
         ..base
     };

@@ -75,8 +75,7 @@ impl TestEndpoint {
         if !size.is_power_of_two() || size < 4096 {
             return Err(Error::Bar2Size(size));
         }
-        let (config, msix) =
-            crate::caps::build(size, cfg.link_speed, link_width(cfg.link_width)?)?;
+        let (config, msix) = crate::caps::build(size, cfg.link_speed, link_width(cfg.link_width)?)?;
         let ram = BarMemory::new(size).map_err(|_| Error::OutOfMemory(size))?;
         let shared = Arc::new(Shared::new(config, msix));
         let engine = TestEngine::new(shared.clone(), dma);

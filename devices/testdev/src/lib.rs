@@ -127,6 +127,7 @@ pub use device::{TestEndpoint, TestEndpointConfig};
 pub use engine::TestEngine;
 pub use error::Error;
 pub use regs::{
-    bar4, dma_reg, DmaStatus, BAR0_SIZE, BAR4_SIZE, CLASS_CODE, COMPLETION_VECTOR, DEFAULT_BAR2_SIZE, DEVICE_ID, DMA_CAP_OFFSET, MAGIC,
-    MAX_DMA_LEN, MSIX_VECTORS, REVISION_ID, VENDOR_ID,
+    bar4, dma_reg, DmaStatus, BAR0_SIZE, BAR4_SIZE, CLASS_CODE, COMPLETION_VECTOR,
+    DEFAULT_BAR2_SIZE, DEVICE_ID, DMA_CAP_OFFSET, MAGIC, MAX_DMA_LEN, MSIX_VECTORS, REVISION_ID,
+    VENDOR_ID,
 };

@@ -75,7 +75,10 @@ fn bar2_is_the_backing_memory() {
     let r = Rig::with_bar2(64 << 10);
     let (f, bar2) = (&r.fabric, r.bar(r.b, 2));
     let mem = &r.backing[1];
-    assert_eq!((mem.host_address() as usize % 4096, mem.len()), (0, 64 << 10));
+    assert_eq!(
+        (mem.host_address() as usize % 4096, mem.len()),
+        (0, 64 << 10)
+    );
     assert!(f.mmio_write(bar2 + 0x1234, b"peer"));
     assert_eq!(r.peek(1, 0x1234, 4), b"peer");
     // What a guest mapping of the memory writes, the BAR reads.
@@ -122,9 +125,13 @@ fn bad_configurations_are_refused() {
             link_width,
             ..TestEndpointConfig::default()
         };
-        assert!(TestEndpoint::new(cfg, handle(), notify()).is_err(), "{cfg:?}");
+        assert!(
+            TestEndpoint::new(cfg, handle(), notify()).is_err(),
+            "{cfg:?}"
+        );
     }
-    let (ep, _engine) = TestEndpoint::new(TestEndpointConfig::default(), handle(), notify()).unwrap();
+    let (ep, _engine) =
+        TestEndpoint::new(TestEndpointConfig::default(), handle(), notify()).unwrap();
     assert!(ep.bar_backing(0).is_none());
     assert_eq!(ep.bar_backing(2).unwrap().len(), 1 << 20);
     assert_eq!(ep.dma_status(), DmaStatus::Idle);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::{pattern, Rig};
 use p2pvm_testdev::{dma_reg, DmaStatus, DMA_CAP_OFFSET, MAX_DMA_LEN};
-use pcie_core::{command, reg, Iommu, RcP2pPolicy};
 use pcie_core::AcsBits;
+use pcie_core::{command, reg, Iommu, RcP2pPolicy};
 
 const DONE: u32 = 0;
 
@@ -164,6 +164,7 @@ fn go_needs_bit_0_and_control_reads_zero() {
     assert_eq!(r.read32(r.a, ctl), 0);
     // A byte write of GO works too (setpci CAP_VNDR+4.B=1).
     r.fabric.config_write(r.bdf(r.a), ctl, &[1]);
+    r.engine(r.a).run();
     assert_eq!(r.read32(r.a, DMA_CAP_OFFSET + dma_reg::COUNT), 1);
     assert_eq!(r.read32(r.a, ctl), 0);
     assert_eq!(r.read32(r.a, DMA_CAP_OFFSET + dma_reg::STATUS), DONE);

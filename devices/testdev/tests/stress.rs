@@ -16,9 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{pattern, port, VecRam, APERTURES, RAM_SIZE};
-use p2pvm_testdev::{
-    bar4, dma_reg, DmaStatus, TestEndpoint, TestEndpointConfig, DMA_CAP_OFFSET,
-};
+use p2pvm_testdev::{bar4, dma_reg, DmaStatus, TestEndpoint, TestEndpointConfig, DMA_CAP_OFFSET};
 use pcie_core::{
     command, enumerate, msix_control, reg, Bdf, DeviceWorker, DmaHandle, Fabric, GuestRam,
     InterruptSink, NodeId, NodeKind, Notifier, PciFunction, RcP2pPolicy, MSI_RANGE,
@@ -56,7 +54,11 @@ impl Wake {
             if stop.load(Ordering::SeqCst) {
                 return false;
             }
-            f = self.cv.wait_timeout(f, Duration::from_millis(20)).unwrap().0;
+            f = self
+                .cv
+                .wait_timeout(f, Duration::from_millis(20))
+                .unwrap()
+                .0;
         }
         *f = false;
         true
@@ -83,14 +85,31 @@ struct Wide {
 }
 
 fn build() -> (Wide, Vec<(p2pvm_testdev::TestEngine, Arc<Wake>)>) {
-    let fabric = Arc::new(Fabric::new(vec![(0, RAM_SIZE as u64)], RcP2pPolicy::Forward));
+    let fabric = Arc::new(Fabric::new(
+        vec![(0, RAM_SIZE as u64)],
+        RcP2pPolicy::Forward,
+    ));
     let ram = Arc::new(VecRam(Mutex::new(vec![0; RAM_SIZE])));
     let f = &fabric;
     let rp = f
-        .add(None, 1, 0, "rp", NodeKind::RootPort, port(PortKind::RootPort, 1))
+        .add(
+            None,
+            1,
+            0,
+            "rp",
+            NodeKind::RootPort,
+            port(PortKind::RootPort, 1),
+        )
         .unwrap();
     let usp = f
-        .add(Some(rp), 0, 0, "usp", NodeKind::SwitchUpstream, port(PortKind::SwitchUpstream, 0))
+        .add(
+            Some(rp),
+            0,
+            0,
+            "usp",
+            NodeKind::SwitchUpstream,
+            port(PortKind::SwitchUpstream, 0),
+        )
         .unwrap();
     let mut eps = Vec::new();
     let mut ports = vec![rp, usp];
@@ -98,20 +117,34 @@ fn build() -> (Wide, Vec<(p2pvm_testdev::TestEngine, Arc<Wake>)>) {
     for d in 0..N as u8 {
         let p = port(PortKind::SwitchDownstream, d + 1);
         let dsp = f
-            .add(Some(usp), d, 0, &format!("dsp{d}"), NodeKind::SwitchDownstream, p)
+            .add(
+                Some(usp),
+                d,
+                0,
+                &format!("dsp{d}"),
+                NodeKind::SwitchDownstream,
+                p,
+            )
             .unwrap();
         ports.push(dsp);
         let wake = Arc::new(Wake::default());
         let mut engine = None;
         let id = f
-            .add_with(Some(dsp), 0, 0, &format!("ep{d}"), NodeKind::Endpoint, |id| {
-                let ram: Arc<dyn GuestRam> = ram.clone();
-                let dma = DmaHandle::new(fabric.clone(), id, ram);
-                let cfg = TestEndpointConfig::default();
-                let (ep, eng) = TestEndpoint::new(cfg, dma, wake.clone())?;
-                engine = Some(eng);
-                Ok::<Box<dyn PciFunction>, p2pvm_testdev::Error>(Box::new(ep))
-            })
+            .add_with(
+                Some(dsp),
+                0,
+                0,
+                &format!("ep{d}"),
+                NodeKind::Endpoint,
+                |id| {
+                    let ram: Arc<dyn GuestRam> = ram.clone();
+                    let dma = DmaHandle::new(fabric.clone(), id, ram);
+                    let cfg = TestEndpointConfig::default();
+                    let (ep, eng) = TestEndpoint::new(cfg, dma, wake.clone())?;
+                    engine = Some(eng);
+                    Ok::<Box<dyn PciFunction>, p2pvm_testdev::Error>(Box::new(ep))
+                },
+            )
             .unwrap();
         eps.push(id);
         engines.push((engine.unwrap(), wake));
@@ -137,7 +170,8 @@ impl Wide {
         r.iter().find(|r| r.index == bar).unwrap().addr
     }
     fn write32(&self, id: NodeId, off: u16, v: u32) {
-        self.fabric.config_write(self.bdf(id), off, &v.to_le_bytes());
+        self.fabric
+            .config_write(self.bdf(id), off, &v.to_le_bytes());
     }
     fn read32(&self, id: NodeId, off: u16) -> u32 {
         let mut b = [0; 4];
@@ -156,7 +190,9 @@ impl Wide {
         let table = self.bar(id, 4) + u64::from(bar4::MSIX_TABLE);
         let entry = [*MSI_RANGE.start() as u32, 0, data, 0];
         for (i, v) in entry.iter().enumerate() {
-            assert!(self.fabric.mmio_write(table + 4 * i as u64, &v.to_le_bytes()));
+            assert!(self
+                .fabric
+                .mmio_write(table + 4 * i as u64, &v.to_le_bytes()));
         }
         let ctl = self.msix_cap(id) + 2;
         self.fabric
@@ -210,7 +246,10 @@ fn drive(w: &Wide, i: usize, irq: &Receiver<u64>) {
         wait("BAR 2 to BAR 0");
         let mut got = vec![0; SMALL];
         assert!(w.fabric.mmio_read(small_dst, &mut got));
-        assert!(got == data[..SMALL], "ep{i} round {round}: BAR 0 copy differs");
+        assert!(
+            got == data[..SMALL],
+            "ep{i} round {round}: BAR 0 copy differs"
+        );
     }
 }
 

@@ -164,10 +164,13 @@ mod tests {
         let t = legacy_routes();
         // 16 GSIs on both the PIC and the IOAPIC, 8 on the IOAPIC only.
         assert_eq!(t.len(), 16 * 2 + 8);
-        // SAFETY (reads of the union): every entry is an irqchip route.
         let pins: Vec<(u32, u32, u32)> = t
             .iter()
-            .map(|e| unsafe { (e.gsi, e.u.irqchip.irqchip, e.u.irqchip.pin) })
+            .map(|e| {
+                // SAFETY: every entry is an irqchip route.
+                let c = unsafe { e.u.irqchip };
+                (e.gsi, c.irqchip, c.pin)
+            })
             .collect();
         assert!(pins.contains(&(4, KVM_IRQCHIP_IOAPIC, 4)), "COM1");
         assert!(pins.contains(&(3, KVM_IRQCHIP_PIC_MASTER, 3)), "COM2");
@@ -182,6 +185,9 @@ mod tests {
         assert_eq!((e.gsi, e.type_), (30, KVM_IRQ_ROUTING_MSI));
         // SAFETY: an MSI route.
         let m = unsafe { e.u.msi };
-        assert_eq!((m.address_hi, m.address_lo, m.data), (1, 0xfee0_1000, 0x4041));
+        assert_eq!(
+            (m.address_hi, m.address_lo, m.data),
+            (1, 0xfee0_1000, 0x4041)
+        );
     }
 }

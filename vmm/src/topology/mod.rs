@@ -159,14 +159,24 @@ pub enum AcsBit {
 }
 
 impl AcsBit {
-    /// The bit's value in the ACS capability and control registers.
-    pub fn mask(self) -> u16 {
-        1 << (self as u16)
+    /// The bit, as pcie-core defines it.
+    pub fn mask(self) -> pcie_core::AcsBits {
+        use pcie_core::AcsBits;
+        match self {
+            AcsBit::SV => AcsBits::SV,
+            AcsBit::TB => AcsBits::TB,
+            AcsBit::RR => AcsBits::RR,
+            AcsBit::CR => AcsBits::CR,
+            AcsBit::UF => AcsBits::UF,
+            AcsBit::EC => AcsBits::EC,
+            AcsBit::DT => AcsBits::DT,
+        }
     }
 
-    /// The register value of a list of bits.
-    pub fn bits(list: &[AcsBit]) -> u16 {
-        list.iter().fold(0, |acc, b| acc | b.mask())
+    /// The set of a list of bits.
+    pub fn bits(list: &[AcsBit]) -> pcie_core::AcsBits {
+        list.iter()
+            .fold(pcie_core::AcsBits::NONE, |acc, b| acc | b.mask())
     }
 }
 

@@ -62,13 +62,13 @@ fn check_acs(acs: &Option<Acs>, name: &str, span: &Range<usize>) -> Result<(), F
     let ctl = super::AcsBit::bits(&acs.control);
     let stuck = super::AcsBit::bits(&acs.stuck);
     let err = |m: String| fail(Some(span.clone()), format!("{name}: acs: {m}"));
-    if ctl & !cap != 0 {
+    if !cap.contains(ctl) {
         return err("control enables bits that capability does not implement".into());
     }
-    if stuck & !cap != 0 {
+    if !cap.contains(stuck) {
         return err("stuck names bits that capability does not implement".into());
     }
-    let ec = cap & super::AcsBit::EC.mask() != 0;
+    let ec = cap.contains(pcie_core::AcsBits::EC);
     match acs.egress_vector_size {
         Some(n) if !ec => err(format!("egress_vector_size {n} without EC in capability")),
         Some(n) if n == 0 || n > 256 => err(format!("egress_vector_size {n} (use 1..=256)")),

@@ -52,8 +52,8 @@ pub use route::MAX_REQUEST;
 pub use snapshot::{BridgeState, Window};
 pub use trace::{TraceRecord, TraceSink};
 pub use types::{
-    BarMove, ConfigWrite, Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target, MAX_DEPTH, MAX_HOPS,
-    MSI_RANGE,
+    BarMove, ConfigWrite, Dir, DmaRequest, Hop, Hops, NodeId, NodeKind, RcP2pPolicy, Route, Target,
+    MAX_DEPTH, MAX_HOPS, MSI_RANGE,
 };
 
 use crate::{AcsBits, BarMemory, BarRegion, Bdf, Doorbell, PciFunction, ResetKind};

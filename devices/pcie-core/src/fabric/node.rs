@@ -76,9 +76,8 @@ impl Node {
     /// The BARs the VMM must follow: RAM-backed ones and those with
     /// doorbells, each once, in index order.
     pub(crate) fn watched_bars(&self) -> impl Iterator<Item = u8> + '_ {
-        (0..BARS).filter(|&b| {
-            self.backing(b).is_some() || self.doorbells.iter().any(|d| d.bar == b)
-        })
+        (0..BARS)
+            .filter(|&b| self.backing(b).is_some() || self.doorbells.iter().any(|d| d.bar == b))
     }
 
     /// Locks the function, or `None` when this very thread holds it

@@ -6,7 +6,7 @@ use pcie_core::{cap_id, command, status, LinkSpeed};
 use proptest::prelude::*;
 
 use super::*;
-use crate::{aer_reg, msi_reg, AcsConfig, ACS_CR, ACS_EC, ACS_RR, ACS_SV, ACS_TB, ACS_UF};
+use crate::{aer_reg, msi_reg, AcsBits, AcsConfig};
 
 const SIZE: usize = 4096;
 
@@ -22,9 +22,14 @@ fn config(kind: PortKind) -> BridgeConfig {
         link_width: 8,
         slot: down.then_some(7),
         acs: down.then_some(AcsConfig {
-            capability: ACS_SV | ACS_TB | ACS_RR | ACS_CR | ACS_UF | ACS_EC,
-            control: ACS_SV | ACS_UF,
-            stuck: ACS_UF | ACS_TB,
+            capability: AcsBits::SV
+                | AcsBits::TB
+                | AcsBits::RR
+                | AcsBits::CR
+                | AcsBits::UF
+                | AcsBits::EC,
+            control: AcsBits::SV | AcsBits::UF,
+            stuck: AcsBits::UF | AcsBits::TB,
             egress_vector_size: 40,
             egress_vector: 0x8000_0001,
         }),
@@ -126,7 +131,7 @@ fn expectation(b: &PciBridge) -> Expect {
         }
     }
     if let (Some(off), Some(acs)) = (b.capability_offsets().acs, b.config().acs) {
-        e.mark(off + 6, 2, (acs.capability & !acs.stuck).into(), 0);
+        e.mark(off + 6, 2, (acs.capability & !acs.stuck).bits().into(), 0);
         let size = u32::from(acs.egress_vector_size);
         e.mark(off + 8, 4, u32::MAX, 0);
         e.mark(off + 12, 4, (1 << (size - 32)) - 1, 0);
@@ -226,7 +231,7 @@ fn reset_restores_power_on_state_and_keeps_sticky_aer_on_hot_reset() {
     assert_eq!(b.space.u32_at(aer + aer_reg::UNCOR_MASK), 0);
     assert_eq!(b.command(), 0);
     assert_eq!((b.secondary_bus(), b.subordinate_bus()), (0, 0));
-    assert_eq!(b.acs_control(), Some(ACS_SV | ACS_UF));
+    assert_eq!(b.acs_control(), Some(AcsBits::SV | AcsBits::UF));
     assert_eq!(b.acs_egress_vector().unwrap()[..2], [0x8000_0001, 0]);
     assert!(b.child_present());
     b.set_child_present(false);

@@ -3,16 +3,14 @@
 #![allow(dead_code)]
 
 use pcie_core::{config_read_u32, LinkSpeed, PciFunction};
-use pcie_switch::{
-    AcsConfig, BridgeConfig, PortKind, ACS_CR, ACS_DT, ACS_EC, ACS_RR, ACS_SV, ACS_TB, ACS_UF,
-};
+use pcie_switch::{AcsBits, AcsConfig, BridgeConfig, PortKind};
 
 /// Every ACS feature, SV and TB on at power-on, UF stuck off, a 40-bit
 /// egress vector blocking port 0.
 pub const FULL_ACS: AcsConfig = AcsConfig {
-    capability: ACS_SV | ACS_TB | ACS_RR | ACS_CR | ACS_UF | ACS_EC | ACS_DT,
-    control: ACS_SV | ACS_TB,
-    stuck: ACS_UF,
+    capability: AcsBits::ALL,
+    control: AcsBits::SV.union(AcsBits::TB),
+    stuck: AcsBits::UF,
     egress_vector_size: 40,
     egress_vector: 0x1,
 };
@@ -62,9 +60,9 @@ pub fn downstream_port() -> BridgeConfig {
         link_width: 4,
         slot: Some(0x1234),
         acs: Some(AcsConfig {
-            capability: ACS_SV | ACS_RR | ACS_CR | ACS_UF,
-            control: 0,
-            stuck: 0,
+            capability: AcsBits::SV | AcsBits::RR | AcsBits::CR | AcsBits::UF,
+            control: AcsBits::NONE,
+            stuck: AcsBits::NONE,
             egress_vector_size: 0,
             egress_vector: 0,
         }),
