@@ -94,10 +94,7 @@ impl Bar {
         if p == libc::MAP_FAILED {
             return Err(fail(format!("mmap {path}: {}", Error::last_os_error())));
         }
-        Ok(Bar {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Bar { ptr: p.cast(), len })
     }
 
     fn range(&self, offset: u64, len: usize) -> Result<usize> {
@@ -209,7 +206,10 @@ struct Vfio {
 
 impl Vfio {
     fn open(bdf: &str) -> Result<Vfio> {
-        let _ = write_file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "1");
+        let _ = write_file(
+            "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
+            "1",
+        );
         let bound = std::fs::read_link(sysfs(bdf, "driver")).is_ok_and(|p| p.ends_with("vfio-pci"));
         if !bound {
             write_file(&sysfs(bdf, "driver_override"), "vfio-pci")?;
@@ -282,7 +282,10 @@ impl Vfio {
         };
         // SAFETY: one valid pollfd.
         if unsafe { libc::poll(&mut p, 1, 10_000) } != 1 {
-            return Err(Error::new(ErrorKind::TimedOut, "no MSI-X interrupt in 10 s"));
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                "no MSI-X interrupt in 10 s",
+            ));
         }
         let mut n = [0u8; 8];
         // SAFETY: reading 8 bytes into an 8-byte buffer.
@@ -303,14 +306,20 @@ fn sync(phase: &str) -> Result<()> {
     let Ok(spec) = std::env::var("P2PVM_TESTDEV_SYNC") else {
         return Ok(());
     };
-    let (dir, n) = spec.rsplit_once(':').ok_or_else(|| fail("P2PVM_TESTDEV_SYNC=DIR:N"))?;
+    let (dir, n) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| fail("P2PVM_TESTDEV_SYNC=DIR:N"))?;
     let n = num(n)? as usize;
     std::fs::create_dir_all(dir)?;
     write_file(&format!("{dir}/{phase}.{}", std::process::id()), "")?;
     for _ in 0..3000 {
         let here = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{phase}.")))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{phase}."))
+            })
             .count();
         if here >= n {
             return Ok(());
@@ -359,7 +368,14 @@ fn copy(
         }
         // What the guest reads through the destination's mapping is what
         // the device wrote from what the guest wrote through the source's.
-        check(&dbar, dst_off, src_off, len, seed, &format!("round {round}"))?;
+        check(
+            &dbar,
+            dst_off,
+            src_off,
+            len,
+            seed,
+            &format!("round {round}"),
+        )?;
     }
     // While vfio-pci still holds the vector: what the kernel counted.
     let name = format!("vfio-msix[0](0000:{bdf})");
