@@ -52,6 +52,68 @@ pub mod bridge_control {
     pub const ISA_ENABLE: u16 = 1 << 2;
     /// VGA Enable.
     pub const VGA_ENABLE: u16 = 1 << 3;
+    /// VGA 16-bit decode.
+    pub const VGA_16BIT: u16 = 1 << 4;
+    /// Master Abort Mode.
+    pub const MASTER_ABORT_MODE: u16 = 1 << 5;
     /// Secondary Bus Reset: a 0 → 1 write hot-resets everything below.
     pub const SECONDARY_BUS_RESET: u16 = 1 << 6;
+    /// The bits a bridge model lets the guest write.
+    pub const WRITABLE: u16 = PARITY_ERROR_RESPONSE
+        | SERR_ENABLE
+        | ISA_ENABLE
+        | VGA_ENABLE
+        | VGA_16BIT
+        | MASTER_ABORT_MODE
+        | SECONDARY_BUS_RESET;
+}
+
+use crate::Window;
+
+/// A bridge's three windows, `None` where base > limit (disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BridgeWindows {
+    /// I/O window (port numbers): 4 KiB granular; bits 31:16 from the
+    /// upper registers only when the addressing type says 32-bit I/O.
+    pub io: Option<Window>,
+    /// Memory window: 1 MiB granular, 32-bit.
+    pub mem: Option<Window>,
+    /// Prefetchable memory window: 1 MiB granular; bits 63:32 from the
+    /// upper registers only when the addressing type says 64-bit.
+    pub pref: Option<Window>,
+}
+
+/// The one window decoder: the windows of a Type 1 header whose 16-bit
+/// and 32-bit registers `r16` and `r32` read.
+pub fn decode_windows(r16: impl Fn(u16) -> u16, r32: impl Fn(u16) -> u32) -> BridgeWindows {
+    use bridge_reg::*;
+    let wide = |v: u16| v & 0xf == u16::from(WIDE_DECODE);
+    let io = r16(IO_BASE);
+    let io_upper = |reg: u16| {
+        if wide(io) {
+            u64::from(r16(reg)) << 16
+        } else {
+            0
+        }
+    };
+    let mem = |reg: u16, low| u64::from(r16(reg) & 0xfff0) << 16 | low;
+    let pref_wide = wide(r16(PREF_BASE));
+    let upper = |reg: u16| {
+        if pref_wide {
+            u64::from(r32(reg)) << 32
+        } else {
+            0
+        }
+    };
+    BridgeWindows {
+        io: Window::new(
+            u64::from(io & 0xf0) << 8 | io_upper(IO_BASE_UPPER),
+            u64::from(io & 0xf000) | 0xfff | io_upper(IO_LIMIT_UPPER),
+        ),
+        mem: Window::new(mem(MEMORY_BASE, 0), mem(MEMORY_LIMIT, 0xf_ffff)),
+        pref: Window::new(
+            mem(PREF_BASE, 0) | upper(PREF_BASE_UPPER),
+            mem(PREF_LIMIT, 0xf_ffff) | upper(PREF_LIMIT_UPPER),
+        ),
+    }
 }

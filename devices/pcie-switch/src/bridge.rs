@@ -9,10 +9,10 @@ use pcie_core::{
 };
 
 use crate::acs::ACS_EGRESS_VECTOR_DWORDS;
-use crate::type1::{bridge_control, type1_reg};
 use crate::{acs, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
 use pcie_core::acs_reg;
 use pcie_core::aer;
+use pcie_core::{bridge_control, bridge_reg};
 
 /// Presence Detect State in Slot Status.
 const PRESENCE_DETECT_STATE: u16 = 1 << 6;
@@ -116,17 +116,17 @@ impl PciBridge {
 
     /// Primary bus number.
     pub fn primary_bus(&self) -> u8 {
-        self.space.u8_at(type1_reg::PRIMARY_BUS)
+        self.space.u8_at(bridge_reg::PRIMARY_BUS)
     }
 
     /// Secondary bus number: the bus directly below the bridge.
     pub fn secondary_bus(&self) -> u8 {
-        self.space.u8_at(type1_reg::SECONDARY_BUS)
+        self.space.u8_at(bridge_reg::SECONDARY_BUS)
     }
 
     /// Subordinate bus number: the highest bus below the bridge.
     pub fn subordinate_bus(&self) -> u8 {
-        self.space.u8_at(type1_reg::SUBORDINATE_BUS)
+        self.space.u8_at(bridge_reg::SUBORDINATE_BUS)
     }
 
     /// The command register (Memory/I/O Space Enable gate forwarding down,
@@ -137,7 +137,7 @@ impl PciBridge {
 
     /// The bridge control register.
     pub fn bridge_control(&self) -> u16 {
-        self.space.u16_at(type1_reg::BRIDGE_CONTROL)
+        self.space.u16_at(bridge_reg::BRIDGE_CONTROL)
     }
 
     /// Whether Secondary Bus Reset is asserted: the owner holds everything
@@ -227,7 +227,7 @@ impl PciBridge {
     }
 
     fn watches(&self) -> [Watch; 7] {
-        use type1_reg::*;
+        use bridge_reg::*;
         let acs = match (self.caps.acs, &self.config.acs) {
             (Some(off), Some(a)) => {
                 off + acs_reg::CONTROL..off + acs_reg::EGRESS_VECTOR + 4 * a.egress_vector_dwords()

@@ -31,6 +31,4 @@ pub use pcie_core::aer_reg;
 pub use pcie_core::MsiMessage;
 pub use pcie_core::{acs_reg, AcsBits};
 pub use std_caps::{msi_reg, pm_reg};
-pub use type1::{
-    bridge_control, type1_reg, IO_RANGE_32BIT, PREF_RANGE_64BIT, SECONDARY_STATUS_W1C,
-};
+pub use type1::SECONDARY_STATUS_W1C;

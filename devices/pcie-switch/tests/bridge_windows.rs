@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use pcie_core::{acs_reg, bridge_control, bridge_reg::*};
 use pcie_core::{command, reg, ConfigEffects, PciFunction, ResetKind};
-use pcie_switch::{acs_reg, bridge_control, type1_reg::*, PciBridge, PortKind};
+use pcie_switch::{PciBridge, PortKind};
 
 #[test]
 fn linux_window_probe_sees_32bit_io_and_64bit_prefetchable() {
@@ -17,10 +18,10 @@ fn linux_window_probe_sees_32bit_io_and_64bit_prefetchable() {
         // Non-zero prefetchable base/limit: a window, and 64-bit capable.
         let pmem = r32(f, PREF_BASE);
         assert_eq!(pmem, 0x0001_0001);
-        let saved = r32(f, PREF_BASE_UPPER32);
-        w32(f, PREF_BASE_UPPER32, 0xffff_ffff);
-        assert_ne!(r32(f, PREF_BASE_UPPER32), 0, "upper 32 bits writable");
-        w32(f, PREF_BASE_UPPER32, saved);
+        let saved = r32(f, PREF_BASE_UPPER);
+        w32(f, PREF_BASE_UPPER, 0xffff_ffff);
+        assert_ne!(r32(f, PREF_BASE_UPPER), 0, "upper 32 bits writable");
+        w32(f, PREF_BASE_UPPER, saved);
         // The 0xe0f0 / 0xffe0fff0 probes Linux uses on bridges reading zero.
         w16(f, IO_BASE, 0xe0f0);
         assert_eq!(r16(f, IO_BASE), 0xe1f1);
@@ -40,16 +41,16 @@ fn prefetchable_window_above_4g_round_trips() {
     let (base, limit) = (0x8_0000_0000u64, 0x8_3fff_ffffu64);
     w16(&mut b, PREF_BASE, (base >> 16) as u16);
     w16(&mut b, PREF_LIMIT, (limit >> 16) as u16);
-    w32(&mut b, PREF_BASE_UPPER32, (base >> 32) as u32);
-    w32(&mut b, PREF_LIMIT_UPPER32, (limit >> 32) as u32);
+    w32(&mut b, PREF_BASE_UPPER, (base >> 32) as u32);
+    w32(&mut b, PREF_LIMIT_UPPER, (limit >> 32) as u32);
     assert_eq!(r32(&b, PREF_BASE), 0x3ff1_0001);
-    assert_eq!(r32(&b, PREF_BASE_UPPER32), 8);
-    assert_eq!(r32(&b, PREF_LIMIT_UPPER32), 8);
+    assert_eq!(r32(&b, PREF_BASE_UPPER), 8);
+    assert_eq!(r32(&b, PREF_LIMIT_UPPER), 8);
     // Decoded as pci_read_bridge_mmio_pref does.
     let lo = r32(&b, PREF_BASE);
     let dec = |lo: u32, hi: u32| u64::from(hi) << 32 | u64::from(lo & 0xfff0) << 16;
-    assert_eq!(dec(lo, r32(&b, PREF_BASE_UPPER32)), base);
-    assert_eq!(dec(lo >> 16, r32(&b, PREF_LIMIT_UPPER32)) | 0xf_ffff, limit);
+    assert_eq!(dec(lo, r32(&b, PREF_BASE_UPPER)), base);
+    assert_eq!(dec(lo >> 16, r32(&b, PREF_LIMIT_UPPER)) | 0xf_ffff, limit);
     assert_eq!(b.prefetchable_window(), Some(base..=limit));
 }
 
@@ -59,8 +60,8 @@ fn io_and_memory_windows_round_trip() {
     b.config_write(IO_BASE, &[0x20, 0x30]);
     assert_eq!(r16(&b, IO_BASE), 0x3121);
     assert_eq!(b.io_window(), Some(0x2000..=0x3fff));
-    w16(&mut b, IO_BASE_UPPER16, 0x0001);
-    w16(&mut b, IO_LIMIT_UPPER16, 0x0001);
+    w16(&mut b, IO_BASE_UPPER, 0x0001);
+    w16(&mut b, IO_LIMIT_UPPER, 0x0001);
     assert_eq!(b.io_window(), Some(0x1_2000..=0x1_3fff));
     w16(&mut b, MEMORY_BASE, 0xc00f);
     w16(&mut b, MEMORY_LIMIT, 0xc01f);
@@ -71,7 +72,7 @@ fn io_and_memory_windows_round_trip() {
     w16(&mut b, MEMORY_LIMIT, 0x0000);
     assert_eq!(b.memory_window(), None);
     b.config_write(IO_BASE, &[0xf0, 0x00]);
-    w16(&mut b, IO_LIMIT_UPPER16, 0);
+    w16(&mut b, IO_LIMIT_UPPER, 0);
     assert_eq!(b.io_window(), None);
 }
 
@@ -119,15 +120,10 @@ fn routing_relevant_writes_report_effects() {
         ("memory limit", MEMORY_LIMIT, &[0, 0xc0], bridge),
         ("pref base", PREF_BASE, &[0x10, 0], bridge),
         ("pref limit", PREF_LIMIT, &[0x10, 0], bridge),
-        ("pref base upper", PREF_BASE_UPPER32, &[1, 0, 0, 0], bridge),
-        (
-            "pref limit upper",
-            PREF_LIMIT_UPPER32,
-            &[1, 0, 0, 0],
-            bridge,
-        ),
-        ("I/O base upper", IO_BASE_UPPER16, &[1, 0], bridge),
-        ("I/O limit upper", IO_LIMIT_UPPER16, &[1, 0], bridge),
+        ("pref base upper", PREF_BASE_UPPER, &[1, 0, 0, 0], bridge),
+        ("pref limit upper", PREF_LIMIT_UPPER, &[1, 0, 0, 0], bridge),
+        ("I/O base upper", IO_BASE_UPPER, &[1, 0], bridge),
+        ("I/O limit upper", IO_LIMIT_UPPER, &[1, 0], bridge),
         (
             "bridge control",
             BRIDGE_CONTROL,

@@ -30,7 +30,8 @@ pub struct Window {
 }
 
 impl Window {
-    fn new(base: u64, limit: u64) -> Option<Self> {
+    /// The window `base..=limit`; `None` when base > limit (disabled).
+    pub fn new(base: u64, limit: u64) -> Option<Self> {
         (base <= limit).then_some(Window { base, limit })
     }
 
@@ -174,31 +175,14 @@ impl NodeState {
 
 fn read_bridge(r16: &dyn Fn(u16) -> u16, r32: &dyn Fn(u16) -> u32) -> BridgeState {
     let buses = r32(br::PRIMARY_BUS);
-    let io = r16(br::IO_BASE);
-    let io_upper = |reg: u16| {
-        if io & 0xf == u16::from(br::WIDE_DECODE) {
-            (r16(reg) as u64) << 16
-        } else {
-            0
-        }
-    };
-    let mem = |reg: u16, low| ((r16(reg) & 0xfff0) as u64) << 16 | low;
-    let pref_base = r16(br::PREF_BASE);
-    let wide = pref_base & 0xf == u16::from(br::WIDE_DECODE);
-    let upper = |reg: u16| if wide { (r32(reg) as u64) << 32 } else { 0 };
+    let w = crate::type1::decode_windows(r16, r32);
     BridgeState {
         primary: buses as u8,
         secondary: (buses >> 8) as u8,
         subordinate: (buses >> 16) as u8,
-        io: Window::new(
-            ((io & 0xf0) as u64) << 8 | io_upper(br::IO_BASE_UPPER),
-            ((io & 0xf000) as u64) | 0xfff | io_upper(br::IO_LIMIT_UPPER),
-        ),
-        mem: Window::new(mem(br::MEMORY_BASE, 0), mem(br::MEMORY_LIMIT, 0xf_ffff)),
-        pref: Window::new(
-            mem(br::PREF_BASE, 0) | upper(br::PREF_BASE_UPPER),
-            mem(br::PREF_LIMIT, 0xf_ffff) | upper(br::PREF_LIMIT_UPPER),
-        ),
+        io: w.io,
+        mem: w.mem,
+        pref: w.pref,
         control: r16(br::BRIDGE_CONTROL),
     }
 }

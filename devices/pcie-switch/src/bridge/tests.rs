@@ -63,7 +63,7 @@ impl Expect {
 }
 
 fn expectation(b: &PciBridge) -> Expect {
-    use type1_reg::*;
+    use bridge_reg::*;
     let mut e = Expect {
         ro: vec![0; SIZE],
         rw: vec![0; SIZE],
@@ -80,9 +80,9 @@ fn expectation(b: &PciBridge) -> Expect {
     e.mark(SECONDARY_STATUS, 2, 0, 0xf900);
     e.mark(MEMORY_BASE, 4, 0xfff0_fff0, 0);
     e.mark(PREF_BASE, 4, 0xfff0_fff0, 0);
-    e.mark(PREF_BASE_UPPER32, 4, u32::MAX, 0);
-    e.mark(PREF_LIMIT_UPPER32, 4, u32::MAX, 0);
-    e.mark(IO_BASE_UPPER16, 4, u32::MAX, 0);
+    e.mark(PREF_BASE_UPPER, 4, u32::MAX, 0);
+    e.mark(PREF_LIMIT_UPPER, 4, u32::MAX, 0);
+    e.mark(IO_BASE_UPPER, 4, u32::MAX, 0);
     e.mark(reg::INTERRUPT_LINE, 1, 0xff, 0);
     e.mark(BRIDGE_CONTROL, 2, 0x7f, 0);
     // Standard capabilities: headers read-only; gaps after the last too.
@@ -221,8 +221,8 @@ fn reset_restores_power_on_state_and_keeps_sticky_aer_on_hot_reset() {
     b.space.set_u32(aer + aer_reg::UNCOR_STATUS, 1 << 21);
     b.config_write(aer + aer_reg::UNCOR_MASK, &[0; 4]);
     b.config_write(reg::COMMAND, &[0x07, 0x04]);
-    b.config_write(type1_reg::PRIMARY_BUS, &[0, 1, 5, 0]);
-    b.config_write(type1_reg::MEMORY_BASE, &[0x00, 0xc0, 0x00, 0xc0]);
+    b.config_write(bridge_reg::PRIMARY_BUS, &[0, 1, 5, 0]);
+    b.config_write(bridge_reg::MEMORY_BASE, &[0x00, 0xc0, 0x00, 0xc0]);
     b.config_write(acs + acs_reg::CONTROL, &[0x0c, 0]);
     b.config_write(acs + acs_reg::EGRESS_VECTOR, &[0; 8]);
     b.set_child_present(true);
