@@ -3,7 +3,7 @@
 mod common;
 
 use common::bridge::TestBridge;
-use common::endpoint::TestEndpoint;
+use common::endpoint::FakeEndpoint;
 use common::firmware::{read, write};
 use common::topo::standard;
 use pcie_core::{
@@ -144,7 +144,7 @@ fn secondary_bus_reset_resets_everything_below() {
 }
 
 fn ep() -> Box<dyn PciFunction> {
-    TestEndpoint::standard(false).0
+    FakeEndpoint::standard(false).0
 }
 
 #[test]

@@ -220,7 +220,7 @@ fn trace_writes_one_json_line_per_request() {
 #[test]
 fn add_with_hands_out_the_id_before_building() {
     use common::bridge::TestBridge;
-    use common::endpoint::TestEndpoint;
+    use common::endpoint::FakeEndpoint;
     use pcie_core::{Error, Fabric, NodeKind, PciFunction};
 
     let fabric = Arc::new(Fabric::new(vec![(0, RAM_SIZE)], RcP2pPolicy::Forward));
@@ -238,7 +238,7 @@ fn add_with_hands_out_the_id_before_building() {
     let mut shared = None;
     let ep = fabric
         .add_with(Some(rp), 0, 0, "ep", NodeKind::Endpoint, |id| {
-            let (ep, s) = TestEndpoint::standard(false);
+            let (ep, s) = FakeEndpoint::standard(false);
             let ram: Arc<dyn pcie_core::GuestRam> = ram.clone();
             *s.dma.lock().unwrap() = Some(DmaHandle::new(fabric.clone(), id, ram));
             shared = Some(s);

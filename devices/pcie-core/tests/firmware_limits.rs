@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::bridge::TestBridge;
-use common::endpoint::TestEndpoint;
+use common::endpoint::FakeEndpoint;
 use common::firmware::{APERTURES, IO_RANGE, MEM32_BASE, MEM32_SIZE};
 use common::topo::{standard, RAM_SIZE};
 use pcie_core::{command, enumerate, Apertures, BarKind, Error, Fabric, NodeKind, RcP2pPolicy};
@@ -104,9 +104,9 @@ fn io_fabric() -> Arc<Fabric> {
     let mem = BarKind::Memory32 {
         prefetchable: false,
     };
-    let (ep, _) = TestEndpoint::new(&[(0, BarKind::Io, 0x100), (1, mem, 0x1000)], false);
+    let (ep, _) = FakeEndpoint::new(&[(0, BarKind::Io, 0x100), (1, mem, 0x1000)], false);
     f.add(Some(rp), 0, 0, "ep", NodeKind::Endpoint, ep).unwrap();
-    let (rc, _) = TestEndpoint::new(&[(4, BarKind::Io, 0x20)], false);
+    let (rc, _) = FakeEndpoint::new(&[(4, BarKind::Io, 0x20)], false);
     f.add(None, 2, 0, "rciep", NodeKind::Endpoint, rc).unwrap();
     f
 }

@@ -42,15 +42,18 @@ impl EpShared {
 /// What the doorbell writes to the address it is given, by default.
 pub const DOORBELL_DATA: [u8; 4] = [0xd0, 0x0b, 0xe1, 0x11];
 
-/// A Type 0 function with backed memory BARs.
-pub struct TestEndpoint {
+/// A Type 0 function with backed memory BARs (a fake for fabric tests;
+/// the real test endpoint is `p2pvm_testdev::TestEndpoint`). Its doorbell
+/// DMAs inside the BAR write, under its own lock, which real devices must
+/// not do: it exists to test the fabric's re-entry guard.
+pub struct FakeEndpoint {
     header: Type0Header,
     bars: Vec<(u8, BarKind, u64)>,
     cfg: Type0Config,
     shared: Arc<EpShared>,
 }
 
-impl TestEndpoint {
+impl FakeEndpoint {
     /// An endpoint with `bars` (index, kind, size); `multifunction` sets
     /// the header bit a function 0 needs when more functions follow.
     pub fn new(bars: &[(u8, BarKind, u64)], multifunction: bool) -> (Box<Self>, Arc<EpShared>) {
@@ -71,7 +74,7 @@ impl TestEndpoint {
             *shared.bars[i as usize].lock().unwrap() = vec![0; size as usize];
         }
         let cfg = config(&header, bars);
-        let ep = TestEndpoint {
+        let ep = FakeEndpoint {
             header,
             bars: bars.to_vec(),
             cfg,
@@ -110,7 +113,7 @@ fn config(header: &Type0Header, bars: &[(u8, BarKind, u64)]) -> Type0Config {
     cfg
 }
 
-impl PciFunction for TestEndpoint {
+impl PciFunction for FakeEndpoint {
     fn config_read(&self, offset: u16, data: &mut [u8]) {
         self.cfg.read(offset, data)
     }

@@ -10,7 +10,7 @@ use pcie_core::{
 };
 
 use super::bridge::TestBridge;
-use super::endpoint::{EpShared, TestEndpoint};
+use super::endpoint::{EpShared, FakeEndpoint};
 use super::firmware::{self, read, write};
 use super::Dummy;
 
@@ -112,7 +112,7 @@ impl Topo {
 }
 
 /// Builds a tree from `(name, parent, device, function, kind)` rows; the
-/// endpoints get [`TestEndpoint::standard`] unless named `rciep` (one
+/// endpoints get [`FakeEndpoint::standard`] unless named `rciep` (one
 /// 256-byte 32-bit BAR). Bridges implement every ACS bit but switch
 /// upstream ports, which have no ACS. Port numbers: device number + 1.
 pub fn build(
@@ -144,9 +144,9 @@ pub fn build(
                     0x100,
                 );
                 let (ep, shared) = if name == "rciep" {
-                    TestEndpoint::new(&[small], false)
+                    FakeEndpoint::new(&[small], false)
                 } else {
-                    TestEndpoint::standard(multi)
+                    FakeEndpoint::standard(multi)
                 };
                 topo.eps.insert(name, shared);
                 ep
