@@ -199,28 +199,34 @@ fn link_bytes(json: &str, name: &str) -> (u64, u64) {
 
 /// Guest script: ep0 (03:00.0) copies 64 KiB from ep1's BAR2 (04:00.0) to
 /// ep2's BAR2 (05:00.0) with its config-space DMA engine, after `acs`
-/// (setpci commands) ran. The source is filled with a pattern through the
-/// guest's own mapping of ep1's `resource2` (the KVM slot), the
-/// destination checked byte for byte through ep2's (`bytes=ok`, or the
-/// first difference); ep2's destination is cleared first, so a copy that
-/// moved nothing fails. Prints the engine's status once it is no longer
-/// busy (0xfe).
+/// (setpci commands) ran. See [`dma_script_at`].
 fn dma_script(acs: &str) -> String {
+    dma_script_at(acs, ["03:00.0", "04:00.0", "05:00.0"])
+}
+
+/// Guest script: endpoint `ep[0]` copies 64 KiB from `ep[1]`'s BAR2 to
+/// `ep[2]`'s. The source is filled with a pattern through the guest's own
+/// mapping of its `resource2` (the KVM slot), the destination checked byte
+/// for byte through its own (`bytes=ok`, or the first difference); the
+/// destination is overwritten first, so a copy that moved nothing fails.
+/// Prints the engine's status once it is no longer busy (0xfe).
+fn dma_script_at(acs: &str, ep: [&str; 3]) -> String {
+    let [e0, e1, e2] = ep;
     format!(
         "set -e; {acs}
          seed=$(( $(cat /proc/uptime | tr -d . | cut -d' ' -f1) % 250 + 1 ))
-         p2pvm-testdev fill 04:00.0 2 0 0x10000 $seed
-         p2pvm-testdev fill 05:00.0 2 0 0x10000 0
+         p2pvm-testdev fill {e1} 2 0 0x10000 $seed
+         p2pvm-testdev fill {e2} 2 0 0x10000 0
          bar2() {{ lspci -s $1 -vv 2>/dev/null | sed -n 's/.*Region 2: Memory at \\([0-9a-f]*\\).*/\\1/p'; }}
-         src=$(bar2 04:00.0); dst=$(bar2 05:00.0)
+         src=$(bar2 {e1}); dst=$(bar2 {e2})
          lo() {{ printf %08x $(( 0x$1 & 0xffffffff )); }}
          hi() {{ printf %08x $(( 0x$1 >> 32 )); }}
-         setpci -s 03:00.0 CAP_VNDR+8.L=$(lo $src) CAP_VNDR+c.L=$(hi $src) \
+         setpci -s {e0} CAP_VNDR+8.L=$(lo $src) CAP_VNDR+c.L=$(hi $src) \
              CAP_VNDR+10.L=$(lo $dst) CAP_VNDR+14.L=$(hi $dst) CAP_VNDR+18.L=10000
-         setpci -s 03:00.0 CAP_VNDR+4.L=1
-         while [ $(setpci -s 03:00.0 CAP_VNDR+1c.L) = 000000fe ]; do :; done
-         echo status=$(setpci -s 03:00.0 CAP_VNDR+1c.L) done=$(setpci -s 03:00.0 CAP_VNDR+20.L)
-         p2pvm-testdev check 05:00.0 2 0 0x10000 $seed && echo bytes=ok"
+         setpci -s {e0} CAP_VNDR+4.L=1
+         while [ $(setpci -s {e0} CAP_VNDR+1c.L) = 000000fe ]; do :; done
+         echo status=$(setpci -s {e0} CAP_VNDR+1c.L) done=$(setpci -s {e0} CAP_VNDR+20.L)
+         p2pvm-testdev check {e2} 2 0 0x10000 $seed && echo bytes=ok"
     )
 }
 
@@ -374,6 +380,36 @@ fn an_injected_correctable_error_reaches_linux_aer() {
             "AER: Correctable error message received from 0000:03:00.0",
             // Linux cleared the status it handled.
             "00000000"
+        ],
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn dma_follows_bus_numbers_linux_gives_that_differ_from_firmwares() {
+    // Linux forgets rp1's hierarchy, rp1 is given buses 0x20-0x2f through
+    // configuration mechanism #1 (0xCF8, setpci -H1), and a rescan makes
+    // Linux number everything below it again. Config routing, BAR decoding
+    // and the copy must follow the new numbers.
+    let copy = dma_script_at("", ["22:00.0", "23:00.0", "24:00.0"]).replace("set -e;", "");
+    let script = format!(
+        "set -e
+         echo 1 > /sys/bus/pci/devices/0000:00:01.0/remove
+         setpci -H1 -s 00:01.0 SECONDARY_BUS=20 SUBORDINATE_BUS=2f
+         echo 1 > /sys/bus/pci/rescan
+         lspci -n -d 1b36:0005 | cut -d' ' -f1 | tr '\\n' ' '; echo
+         {copy}"
+    );
+    let r = guest(&["--topology", topo("p2p.toml").to_str().unwrap()], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        [
+            // Firmware had 03:00.0, 04:00.0, 05:00.0 and 06:00.0.
+            "06:00.0 22:00.0 23:00.0 24:00.0 ",
+            "status=00000000 done=00010000",
+            "bytes=ok"
         ],
         "{}",
         r.stdout

@@ -11,6 +11,8 @@
 //!     COUNT times: fill SRC's BAR 2 at SRC_OFF, have BDF's engine copy
 //!     LEN bytes to DST's BAR 2 at DST_OFF (ringing the doorbell), wait
 //!     for its MSI-X interrupt, check STATUS and every byte.
+//! p2pvm-testdev irq-latency BDF N      request-to-wakeup interrupt latency
+//!     (the test endpoint, or QEMU's edu device), in microseconds
 //! p2pvm-testdev bench-cfg  BDF SECONDS   config dword reads (sysfs), per second
 //! p2pvm-testdev bench-mmio BDF SECONDS   BAR 0 dword reads (mapped), per second
 //! ```
@@ -44,7 +46,15 @@ const VFIO_NOIOMMU_IOMMU: libc::c_ulong = 8;
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
 const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
 const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
+const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
 const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
+/// QEMU's "edu" teaching device (hw/misc/edu.c): MSI, and an interrupt
+/// raised by a register write.
+const EDU_ID: &str = "0x1234 0x11e8";
+/// edu registers in BAR 0: interrupt status, raise, acknowledge.
+const EDU_IRQ_STATUS: usize = 0x24;
+const EDU_IRQ_RAISE: usize = 0x60;
+const EDU_IRQ_ACK: usize = 0x64;
 
 fn fail(msg: impl Into<String>) -> Error {
     Error::other(msg.into())
@@ -205,7 +215,9 @@ struct Vfio {
 }
 
 impl Vfio {
-    fn open(bdf: &str) -> Result<Vfio> {
+    /// Opens `bdf` through vfio-pci and puts an eventfd on vector 0 of
+    /// interrupt `index` (MSI or MSI-X).
+    fn open(bdf: &str, index: u32) -> Result<Vfio> {
         let _ = write_file(
             "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
             "1",
@@ -258,7 +270,7 @@ impl Vfio {
         let set = [
             24u32,
             VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-            VFIO_PCI_MSIX_IRQ_INDEX,
+            index,
             0,
             1,
             efd as u32,
@@ -294,6 +306,61 @@ impl Vfio {
         }
         Ok(u64::from_ne_bytes(n))
     }
+}
+
+fn read_id(bdf: &str) -> Result<String> {
+    let r = |f| std::fs::read_to_string(sysfs(bdf, f)).map(|s| s.trim().to_owned());
+    Ok(format!("{} {}", r("vendor")?, r("device")?))
+}
+
+/// Interrupt latency: `n` times, asks the device for an interrupt and
+/// times it until this process wakes on the vector's eventfd. The test
+/// endpoint is asked by its doorbell (a zero-length command, which
+/// completes at once and raises MSI-X vector 0); QEMU's edu device by its
+/// interrupt-raise register (MSI). Prints microseconds: median, 99th
+/// percentile, minimum.
+fn irq_latency(bdf: &str, n: usize) -> Result<()> {
+    let edu = read_id(bdf)? == EDU_ID;
+    let index = if edu {
+        VFIO_PCI_MSI_IRQ_INDEX
+    } else {
+        VFIO_PCI_MSIX_IRQ_INDEX
+    };
+    let vfio = Vfio::open(bdf, index)?;
+    let cfg = Config::open(bdf)?;
+    let cmd = cfg.read32(4)?;
+    cfg.write32(4, cmd | 0x6)?;
+    let (bar, reg) = if edu {
+        (Bar::map(bdf, 0)?, EDU_IRQ_RAISE)
+    } else {
+        cfg.write32(LENGTH, 0)?;
+        (Bar::map(bdf, 4)?, DOORBELL)
+    };
+    let mut us = Vec::with_capacity(n);
+    for i in 0..n + 10 {
+        let t = std::time::Instant::now();
+        bar.write32(reg, 1)?;
+        vfio.wait()?;
+        let dt = t.elapsed();
+        if edu {
+            let status = bar.read(EDU_IRQ_STATUS as u64, 4)?;
+            bar.write32(EDU_IRQ_ACK, u32::from_le_bytes(status.try_into().unwrap_or([0; 4])))?;
+        }
+        // The first few warm the paths up (routes, caches).
+        if i >= 10 {
+            us.push(dt.as_secs_f64() * 1e6);
+        }
+    }
+    us.sort_by(f64::total_cmp);
+    let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+    println!(
+        "irq_latency_us device={} n={n} median={:.1} p99={:.1} min={:.1}",
+        if edu { "edu" } else { "testdev" },
+        at(0.5),
+        at(0.99),
+        us[0]
+    );
+    Ok(())
 }
 
 /// With `P2PVM_TESTDEV_SYNC=DIR:N`, waits until N processes reached
@@ -339,7 +406,7 @@ fn copy(
     len: usize,
     count: u64,
 ) -> Result<()> {
-    let vfio = Vfio::open(bdf)?;
+    let vfio = Vfio::open(bdf, VFIO_PCI_MSIX_IRQ_INDEX)?;
     let cfg = Config::open(bdf)?;
     // Memory space and bus mastering (vfio-pci leaves bus mastering off).
     let cmd = cfg.read32(4)?;
@@ -428,6 +495,7 @@ fn run(args: &[String]) -> Result<()> {
             num(len)? as usize,
             num(count)?,
         ),
+        ["irq-latency", bdf, n] => irq_latency(bdf, num(n)?.max(1) as usize),
         ["bench-cfg", bdf, secs] => {
             let cfg = Config::open(bdf)?;
             bench(num(secs)?, || cfg.read32(0).map(drop))
@@ -443,7 +511,7 @@ fn run(args: &[String]) -> Result<()> {
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
             "usage: p2pvm-testdev fill|check BDF BAR OFFSET LEN SEED | \
-             copy BDF SRC_BDF SRC_OFF DST_BDF DST_OFF LEN COUNT | bench-cfg|bench-mmio BDF SECONDS",
+             copy BDF SRC_BDF SRC_OFF DST_BDF DST_OFF LEN COUNT | bench-cfg|bench-mmio BDF SECONDS | irq-latency BDF N",
         )),
     }
 }

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""MSI/MSI-X delivery latency, p2pvm against QEMU, in one run.
+
+The guest tool `p2pvm-testdev irq-latency` asks a device for an interrupt
+and times it until the guest process wakes on the vector's eventfd
+(vfio-pci, no-IOMMU mode), many times:
+
+  p2pvm      the test endpoint on a root port (bench/irq.toml): doorbell
+             (ioeventfd) -> device thread -> MSI-X write through the fabric
+             -> irqfd
+  qemu_q35   QEMU's edu device (-device edu): raise register (MMIO exit in
+             QEMU's vCPU thread) -> MSI
+
+Same kernel build (vmlinux for p2pvm, its bzImage for QEMU), the same
+initramfs and command line, one vCPU, images staged in tmpfs. Run it
+where /dev/kvm is real KVM (bench/run-irq.sh does, in the KVM host box).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet vfio.enable_unsafe_noiommu_mode=1"
+LINE = re.compile(rb"irq_latency_us device=(\S+) n=(\d+) median=([\d.]+) p99=([\d.]+) min=([\d.]+)")
+
+
+def exec_archive(tmp, command):
+    root = os.path.join(tmp, "root")
+    os.makedirs(os.path.join(root, "p2pvm"), exist_ok=True)
+    with open(os.path.join(root, "p2pvm", "exec"), "w") as f:
+        f.write(command)
+    out = os.path.join(tmp, "exec.cpio")
+    subprocess.run(
+        f"cd {root} && printf 'p2pvm\\np2pvm/exec\\n' | cpio -o -H newc --quiet > {out}",
+        shell=True, check=True)
+    return out
+
+
+def result(argv):
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+    m = LINE.search(p.stdout + p.stderr)
+    if not m:
+        sys.stderr.write((p.stdout + p.stderr)[-3000:].decode(errors="replace"))
+        raise SystemExit(f"{argv[0]}: no result")
+    return {"device": m.group(1).decode(), "n": int(m.group(2)),
+            "median_us": float(m.group(3)), "p99_us": float(m.group(4)),
+            "min_us": float(m.group(5))}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p2pvm", required=True)
+    ap.add_argument("--vmlinux", required=True)
+    ap.add_argument("--bzimage", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--topology", required=True)
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--stage", default="/dev/shm")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="p2pvm-irq-", dir=a.stage)
+    staged = {}
+    for name in ("vmlinux", "bzimage", "initrd"):
+        dst = os.path.join(tmp, name)
+        with open(getattr(a, name), "rb") as src, open(dst, "wb") as out:
+            out.write(src.read())
+        staged[name] = dst
+    tool = f"p2pvm-testdev irq-latency {{}} {a.count}"
+    # QEMU: the command writes its result to the console (QEMU's stdout).
+    exec_cpio = exec_archive(tmp, tool.format("00:05.0") + " >/dev/ttyS0")
+    combined = os.path.join(tmp, "combined.cpio")
+    with open(combined, "wb") as out:
+        for part in (staged["initrd"], exec_cpio):
+            data = open(part, "rb").read()
+            out.write(data)
+            out.write(b"\0" * (-len(data) % 4))
+    p2pvm = [a.p2pvm, "run", "--host", "kvm", "--topology", a.topology,
+             "--kernel", staged["vmlinux"], "--initrd", staged["initrd"],
+             "--cmdline", "vfio.enable_unsafe_noiommu_mode=1",
+             "--exec", tool.format("01:00.0")]
+    qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", "512M",
+            "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", staged["bzimage"], "-initrd", combined, "-append", CMDLINE,
+            "-serial", "stdio", "-serial", "null", "-device", "edu,addr=0x5"]
+    res = {"p2pvm": [], "qemu_q35": []}
+    for _ in range(a.runs):
+        res["p2pvm"].append(result(p2pvm))
+        res["qemu_q35"].append(result(qemu))
+    best = {k: min(r["median_us"] for r in v) for k, v in res.items()}
+    summary = {"count": a.count, "runs": a.runs,
+               "p2pvm_median_us": best["p2pvm"], "qemu_median_us": best["qemu_q35"],
+               "qemu_over_p2pvm": best["qemu_q35"] / best["p2pvm"], "results": res}
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
