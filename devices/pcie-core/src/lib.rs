@@ -28,6 +28,7 @@ mod fabric;
 pub mod firmware;
 mod function;
 mod header;
+mod msi;
 mod msix;
 mod pcie_cap;
 mod segment;
@@ -58,6 +59,7 @@ pub use firmware::{
 };
 pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
 pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};
+pub use msi::{add_msi, msi_message, msi_reg};
 pub use msix::{
     msix_control, msix_reg, MsiMessage, Msix, MsixPlacement, MSIX_ENTRY_SIZE, MSIX_MAX_VECTORS,
     MSIX_VECTOR_MASKED,

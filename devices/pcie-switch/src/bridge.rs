@@ -52,7 +52,7 @@ impl PciBridge {
         let mut space = ConfigSpace::new();
         type1::apply_header(&mut space, &config)?;
         let power_management = std_caps::add_power_management(&mut space)?;
-        let msi = std_caps::add_msi(&mut space)?;
+        let msi = pcie_core::add_msi(&mut space)?;
         let mut pcie = PciExpressCapability::new(config.kind.port_type())
             .link(config.link_speed, config.link_width()?)
             .port_number(config.port_number);
@@ -194,7 +194,7 @@ impl PciBridge {
 
     /// The MSI message the port sends, when MSI is enabled.
     pub fn msi_message(&self) -> Option<MsiMessage> {
-        std_caps::msi_message(&self.space, self.caps.msi)
+        pcie_core::msi_message(&self.space, self.caps.msi)
     }
 
     /// Whether a child is present below the port (see [`set_child_present`](Self::set_child_present)).

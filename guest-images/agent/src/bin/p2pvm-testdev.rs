@@ -344,7 +344,10 @@ fn irq_latency(bdf: &str, n: usize) -> Result<()> {
         let dt = t.elapsed();
         if edu {
             let status = bar.read(EDU_IRQ_STATUS as u64, 4)?;
-            bar.write32(EDU_IRQ_ACK, u32::from_le_bytes(status.try_into().unwrap_or([0; 4])))?;
+            bar.write32(
+                EDU_IRQ_ACK,
+                u32::from_le_bytes(status.try_into().unwrap_or([0; 4])),
+            )?;
         }
         // The first few warm the paths up (routes, caches).
         if i >= 10 {
