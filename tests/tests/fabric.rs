@@ -399,6 +399,9 @@ fn dma_follows_bus_numbers_linux_gives_that_differ_from_firmwares() {
          setpci -H1 -s 00:01.0 SECONDARY_BUS=20 SUBORDINATE_BUS=2f
          echo 1 > /sys/bus/pci/rescan
          lspci -n -d 1b36:0005 | cut -d' ' -f1 | tr '\\n' ' '; echo
+         # No driver enabled these ports after the rescan (a driver's
+         # pci_set_master would): let them forward the endpoints' requests.
+         for p in 21:00.0 21:01.0 21:02.0; do setpci -s $p COMMAND=0004:0004; done
          {copy}"
     );
     let r = guest(&["--topology", topo("p2p.toml").to_str().unwrap()], &script);
