@@ -84,7 +84,14 @@ pub struct BridgeWindows {
 }
 
 /// The one window decoder: the windows of a Type 1 header whose 16-bit
-/// and 32-bit registers `r16` and `r32` read.
+/// and 32-bit registers `r16` and `r32` read (the little-endian value at a
+/// 2- or 4-byte aligned offset; `r16(IO_BASE)` is the I/O base in bits 7:0
+/// and the I/O limit in bits 15:8).
+///
+/// The base registers' addressing-type nibble decides the width: the upper
+/// registers count only for 32-bit I/O and 64-bit prefetchable windows
+/// ([`bridge_reg::WIDE_DECODE`]), as Linux and the routing snapshot read
+/// them.
 pub fn decode_windows(r16: impl Fn(u16) -> u16, r32: impl Fn(u16) -> u32) -> BridgeWindows {
     use bridge_reg::*;
     let wide = |v: u16| v & 0xf == u16::from(WIDE_DECODE);
@@ -115,5 +122,66 @@ pub fn decode_windows(r16: impl Fn(u16) -> u16, r32: impl Fn(u16) -> u32) -> Bri
             mem(PREF_BASE, 0) | upper(PREF_BASE_UPPER),
             mem(PREF_LIMIT, 0xf_ffff) | upper(PREF_LIMIT_UPPER),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Type 1 header's bytes 0x00..0x40 as the two readers.
+    fn decode(bytes: &[u8; 0x40]) -> BridgeWindows {
+        let at = |o: u16| &bytes[usize::from(o)..];
+        decode_windows(
+            |o| u16::from_le_bytes([at(o)[0], at(o)[1]]),
+            |o| u32::from_le_bytes([at(o)[0], at(o)[1], at(o)[2], at(o)[3]]),
+        )
+    }
+
+    fn header(io_type: u8, pref_type: u8) -> [u8; 0x40] {
+        use bridge_reg::*;
+        let mut h = [0u8; 0x40];
+        let mut put = |o: u16, v: &[u8]| {
+            h[usize::from(o)..usize::from(o) + v.len()].copy_from_slice(v);
+        };
+        put(IO_BASE, &[0x20 | io_type, 0x30 | io_type]);
+        put(IO_BASE_UPPER, &[0x01, 0x00, 0x01, 0x00]);
+        put(MEMORY_BASE, &[0x00, 0xc0, 0x10, 0xc0]);
+        let pref_type = u16::from(pref_type);
+        put(PREF_BASE, &(0x8000 | pref_type).to_le_bytes());
+        put(PREF_LIMIT, &(0x8ff0 | pref_type).to_le_bytes());
+        put(PREF_BASE_UPPER, &4u32.to_le_bytes());
+        put(PREF_LIMIT_UPPER, &4u32.to_le_bytes());
+        h
+    }
+
+    fn window(base: u64, limit: u64) -> Option<Window> {
+        Some(Window { base, limit })
+    }
+
+    #[test]
+    fn wide_windows_use_the_upper_registers() {
+        let w = decode(&header(bridge_reg::WIDE_DECODE, bridge_reg::WIDE_DECODE));
+        assert_eq!(w.io, window(0x1_2000, 0x1_3fff));
+        assert_eq!(w.mem, window(0xc000_0000, 0xc01f_ffff));
+        assert_eq!(w.pref, window(0x4_8000_0000, 0x4_8fff_ffff));
+    }
+
+    #[test]
+    fn narrow_windows_ignore_the_upper_registers() {
+        let w = decode(&header(0, 0));
+        assert_eq!(w.io, window(0x2000, 0x3fff));
+        assert_eq!(w.mem, window(0xc000_0000, 0xc01f_ffff));
+        assert_eq!(w.pref, window(0x8000_0000, 0x8fff_ffff));
+    }
+
+    #[test]
+    fn base_above_limit_is_disabled() {
+        let mut h = header(0, 0);
+        h[usize::from(bridge_reg::MEMORY_BASE) + 1] = 0xd0;
+        h[usize::from(bridge_reg::IO_BASE)] = 0x40;
+        let w = decode(&h);
+        assert_eq!((w.io, w.mem), (None, None));
+        assert!(w.pref.is_some());
     }
 }
