@@ -23,20 +23,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boot_bench import exec_archive  # noqa: E402  (the same /p2pvm/exec archive)
+
 CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet vfio.enable_unsafe_noiommu_mode=1"
 LINE = re.compile(rb"irq_latency_us device=(\S+) n=(\d+) median=([\d.]+) p99=([\d.]+) min=([\d.]+)")
-
-
-def exec_archive(tmp, command):
-    root = os.path.join(tmp, "root")
-    os.makedirs(os.path.join(root, "p2pvm"), exist_ok=True)
-    with open(os.path.join(root, "p2pvm", "exec"), "w") as f:
-        f.write(command)
-    out = os.path.join(tmp, "exec.cpio")
-    subprocess.run(
-        f"cd {root} && printf 'p2pvm\\np2pvm/exec\\n' | cpio -o -H newc --quiet > {out}",
-        shell=True, check=True)
-    return out
 
 
 def result(argv):
