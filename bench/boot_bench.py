@@ -49,6 +49,32 @@ def exec_archive(tmp, command):
     return out
 
 
+def stage(a, prefix):
+    """Copies a.vmlinux, a.bzimage and a.initrd to a new directory in
+    a.stage (tmpfs); returns it and the staged paths by name."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=a.stage)
+    staged = {}
+    for name in ("vmlinux", "bzimage", "initrd"):
+        dst = os.path.join(tmp, name)
+        with open(getattr(a, name), "rb") as src, open(dst, "wb") as out:
+            out.write(src.read())
+        staged[name] = dst
+    return tmp, staged
+
+
+def with_command(tmp, initrd, command):
+    """The initramfs followed by a /p2pvm/exec archive holding `command`
+    (each part on a 4-byte boundary), for VMMs that take one -initrd."""
+    exec_cpio = exec_archive(tmp, command)
+    combined = os.path.join(tmp, "combined.cpio")
+    with open(combined, "wb") as out:
+        for part in (initrd, exec_cpio):
+            data = open(part, "rb").read()
+            out.write(data)
+            out.write(b"\0" * (-len(data) % 4))
+    return combined
+
+
 def vmm_rss_beyond_ram(pid, ram_bytes):
     """KiB resident in the VMM process, not counting guest RAM mappings."""
     total = 0
@@ -119,20 +145,8 @@ def main():
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="p2pvm-bench-", dir=a.stage)
-    staged = {}
-    for name in ("vmlinux", "bzimage", "initrd"):
-        dst = os.path.join(tmp, name)
-        with open(getattr(a, name), "rb") as src, open(dst, "wb") as out:
-            out.write(src.read())
-        staged[name] = dst
-    exec_cpio = exec_archive(tmp, "true")
-    combined = os.path.join(tmp, "combined.cpio")
-    with open(combined, "wb") as out:
-        for part in (staged["initrd"], exec_cpio):
-            data = open(part, "rb").read()
-            out.write(data)
-            out.write(b"\0" * (-len(data) % 4))
+    tmp, staged = stage(a, "p2pvm-bench-")
+    combined = with_command(tmp, staged["initrd"], "true")
 
     def p2pvm(kernel):
         argv = [a.p2pvm, "run", "--host", "kvm", "--kernel", kernel,

@@ -21,10 +21,9 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boot_bench import exec_archive  # noqa: E402  (the same /p2pvm/exec archive)
+from boot_bench import stage, with_command  # noqa: E402  (same staging and archive)
 
 CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet vfio.enable_unsafe_noiommu_mode=1"
 LINE = re.compile(rb"irq_latency_us device=(\S+) n=(\d+) median=([\d.]+) p99=([\d.]+) min=([\d.]+)")
@@ -54,22 +53,10 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="p2pvm-irq-", dir=a.stage)
-    staged = {}
-    for name in ("vmlinux", "bzimage", "initrd"):
-        dst = os.path.join(tmp, name)
-        with open(getattr(a, name), "rb") as src, open(dst, "wb") as out:
-            out.write(src.read())
-        staged[name] = dst
+    tmp, staged = stage(a, "p2pvm-irq-")
     tool = f"p2pvm-testdev irq-latency {{}} {a.count}"
     # QEMU: the command writes its result to the console (QEMU's stdout).
-    exec_cpio = exec_archive(tmp, tool.format("00:05.0") + " >/dev/ttyS0")
-    combined = os.path.join(tmp, "combined.cpio")
-    with open(combined, "wb") as out:
-        for part in (staged["initrd"], exec_cpio):
-            data = open(part, "rb").read()
-            out.write(data)
-            out.write(b"\0" * (-len(data) % 4))
+    combined = with_command(tmp, staged["initrd"], tool.format("00:05.0") + " >/dev/ttyS0")
     p2pvm = [a.p2pvm, "run", "--host", "kvm", "--topology", a.topology,
              "--kernel", staged["vmlinux"], "--initrd", staged["initrd"],
              "--cmdline", "vfio.enable_unsafe_noiommu_mode=1",
