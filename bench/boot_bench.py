@@ -75,6 +75,15 @@ def with_command(tmp, initrd, command):
     return combined
 
 
+def report(summary, path):
+    """Prints `summary` as JSON and writes it to `path` too, if given."""
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+
+
 def vmm_rss_beyond_ram(pid, ram_bytes):
     """KiB resident in the VMM process, not counting guest RAM mappings."""
     total = 0
@@ -200,11 +209,7 @@ def main():
     summary["init_speedup_vs_microvm"] = (
         summary["qemu_microvm_init_s"] / summary["p2pvm_init_s"])
     summary["raw"] = res
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(text + "\n")
+    report(summary, a.json)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ initramfs and command line, one vCPU, images staged in tmpfs. Run it
 where /dev/kvm is real KVM (bench/run-irq.sh does, in the KVM host box).
 """
 import argparse
-import json
 import os
 import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boot_bench import stage, with_command  # noqa: E402  (same staging and archive)
+from boot_bench import report, stage, with_command  # noqa: E402  (shared helpers)
 
 CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet vfio.enable_unsafe_noiommu_mode=1"
 LINE = re.compile(rb"irq_latency_us device=(\S+) n=(\d+) median=([\d.]+) p99=([\d.]+) min=([\d.]+)")
@@ -73,11 +72,7 @@ def main():
     summary = {"count": a.count, "runs": a.runs,
                "p2pvm_median_us": best["p2pvm"], "qemu_median_us": best["qemu_q35"],
                "qemu_over_p2pvm": best["qemu_q35"] / best["p2pvm"], "results": res}
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(text + "\n")
+    report(summary, a.json)
 
 
 if __name__ == "__main__":

@@ -395,26 +395,15 @@ impl DmaHandle {
     }
 }
 
-/// Reads or writes BAR `bar` of node `n` at `offset`. A RAM-backed BAR is
-/// plain memory, accessed with no lock at all; any other BAR is served by
-/// its function under the function's lock, which is released before this
-/// returns. A function this thread holds already (a device DMAing into its
-/// own registers from its handler) answers Completer Abort instead of
-/// deadlocking.
+/// Reads or writes BAR `bar` of node `n` at `offset` (see
+/// [`Node::bar_read`]): a function this thread holds already (a device
+/// DMAing into its own registers from its handler) answers Completer Abort.
 fn node_bar_access(n: &Node, bar: u8, offset: u64, access: Access<'_>) -> Result<(), DmaError> {
-    if let Some(mem) = n.backing(bar) {
-        match access {
-            Access::Read(buf) => mem.read(offset, buf),
-            Access::Write(buf) => mem.write(offset, buf),
-        }
-        return Ok(());
-    }
-    let mut f = n.lock().ok_or(DmaError::CompleterAbort)?;
-    match access {
-        Access::Read(buf) => f.bar_read(bar, offset, buf),
-        Access::Write(buf) => f.bar_write(bar, offset, buf),
-    }
-    Ok(())
+    let done = match access {
+        Access::Read(buf) => n.bar_read(bar, offset, buf),
+        Access::Write(buf) => n.bar_write(bar, offset, buf),
+    };
+    done.then_some(()).ok_or(DmaError::CompleterAbort)
 }
 
 enum Access<'a> {

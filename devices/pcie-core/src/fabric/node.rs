@@ -73,6 +73,36 @@ impl Node {
         self.backings.get(usize::from(bar))?.as_ref()
     }
 
+    /// Reads BAR `bar` at `offset`. A RAM-backed BAR is plain memory, read
+    /// with no lock at all; any other BAR is read by the function under its
+    /// lock, released before this returns. False, with nothing read, when
+    /// this thread holds the function already (re-entry from its own
+    /// handler), which locking again would deadlock.
+    pub(crate) fn bar_read(&self, bar: u8, offset: u64, data: &mut [u8]) -> bool {
+        if let Some(mem) = self.backing(bar) {
+            mem.read(offset, data);
+            return true;
+        }
+        let Some(mut f) = self.lock() else {
+            return false;
+        };
+        f.bar_read(bar, offset, data);
+        true
+    }
+
+    /// Writes BAR `bar` at `offset`, as [`bar_read`](Self::bar_read) reads.
+    pub(crate) fn bar_write(&self, bar: u8, offset: u64, data: &[u8]) -> bool {
+        if let Some(mem) = self.backing(bar) {
+            mem.write(offset, data);
+            return true;
+        }
+        let Some(mut f) = self.lock() else {
+            return false;
+        };
+        f.bar_write(bar, offset, data);
+        true
+    }
+
     /// The BARs the VMM must follow: RAM-backed ones and those with
     /// doorbells, each once, in index order.
     pub(crate) fn watched_bars(&self) -> impl Iterator<Item = u8> + '_ {

@@ -308,6 +308,17 @@ impl Vfio {
     }
 }
 
+/// Takes `bdf` over as its driver: vfio-pci with an eventfd on vector 0
+/// of interrupt `index`, its config space, and memory space and bus
+/// mastering on (vfio-pci leaves bus mastering off).
+fn drive(bdf: &str, index: u32) -> Result<(Vfio, Config)> {
+    let vfio = Vfio::open(bdf, index)?;
+    let cfg = Config::open(bdf)?;
+    let cmd = cfg.read32(4)?;
+    cfg.write32(4, cmd | 0x6)?;
+    Ok((vfio, cfg))
+}
+
 fn read_id(bdf: &str) -> Result<String> {
     let r = |f| std::fs::read_to_string(sysfs(bdf, f)).map(|s| s.trim().to_owned());
     Ok(format!("{} {}", r("vendor")?, r("device")?))
@@ -326,10 +337,7 @@ fn irq_latency(bdf: &str, n: usize) -> Result<()> {
     } else {
         VFIO_PCI_MSIX_IRQ_INDEX
     };
-    let vfio = Vfio::open(bdf, index)?;
-    let cfg = Config::open(bdf)?;
-    let cmd = cfg.read32(4)?;
-    cfg.write32(4, cmd | 0x6)?;
+    let (vfio, cfg) = drive(bdf, index)?;
     let (bar, reg) = if edu {
         (Bar::map(bdf, 0)?, EDU_IRQ_RAISE)
     } else {
@@ -409,11 +417,7 @@ fn copy(
     len: usize,
     count: u64,
 ) -> Result<()> {
-    let vfio = Vfio::open(bdf, VFIO_PCI_MSIX_IRQ_INDEX)?;
-    let cfg = Config::open(bdf)?;
-    // Memory space and bus mastering (vfio-pci leaves bus mastering off).
-    let cmd = cfg.read32(4)?;
-    cfg.write32(4, cmd | 0x6)?;
+    let (vfio, cfg) = drive(bdf, VFIO_PCI_MSIX_IRQ_INDEX)?;
     let (sbar, dbar) = (Bar::map(src, 2)?, Bar::map(dst, 2)?);
     let doorbell = Bar::map(bdf, 4)?;
     let s = bar_address(src, 2)? + src_off;
