@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{guest, section};
+use common::{guest, p2pvm, section};
 
 #[test]
 fn lspci_shows_the_topology_host_bridge_and_our_cmdline() {
@@ -147,6 +147,22 @@ fn guest_reboot_before_the_command_finishes_is_an_error() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_guest_that_never_finishes_fails_at_its_timeout_with_its_console() {
+    // `--timeout` is what keeps a CI job from stalling on a hung kernel:
+    // the VM is stopped, the error says why and shows the console.
+    let r = p2pvm(&["run", "--timeout", "25", "--exec", "echo started; sleep 1000"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("started"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("the guest did not end within --timeout 25s"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--- last console lines ---"), "{}", r.stderr);
 }
 
 #[test]

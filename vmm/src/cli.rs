@@ -112,6 +112,11 @@ pub struct RunArgs {
     /// Show the guest console on stderr (with --exec; it is always shown without).
     #[arg(long)]
     pub console: bool,
+    /// Give up when the guest has not ended after this long (e.g. 300,
+    /// 90s or 5m): p2pvm stops the VM, prints the last console lines and
+    /// exits 1. For CI, where a hung kernel must fail, not stall.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Set by p2pvm itself for the copy that runs inside the KVM host box.
     #[arg(long, hide = true)]
     pub in_box: bool,
@@ -145,6 +150,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// Parses a duration: seconds (`300`, `90s`) or minutes (`5m`), not 0.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.strip_suffix('m') {
+        Some(n) => (n, 60),
+        None => (t.strip_suffix('s').unwrap_or(t), 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (use e.g. 300, 90s or 5m)"))?;
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("'{s}': the timeout must be longer than 0")),
+        Some(secs) => Ok(std::time::Duration::from_secs(secs)),
+        None => Err(format!("'{s}' is too long")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +180,18 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5T").is_err());
         assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::{boot, images, initrd};
 
 /// Largest guest RAM we accept.
 const MAX_MEMORY: u64 = 256 << 30;
+/// How much longer than `--timeout` the KVM host box may take: its own
+/// boot and power-off.
+const BOX_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
 /// Console lines shown when the guest fails.
 const TAIL_LINES: usize = 40;
 
@@ -64,6 +67,7 @@ pub fn host_run(args: HostRunArgs) -> Result<i32> {
                 cpus: args.cpus,
                 memory_mib: args.memory >> 20,
                 interactive: false,
+                deadline: None,
             };
             hostbox::run_in_box(&program, rest, &cfg)
         }
@@ -160,6 +164,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 cpus: 1,
                 memory_mib: (args.memory >> 20) + hostbox::BOX_MEMORY_HEADROOM_MIB,
                 interactive: args.exec.is_none(),
+                // The VM inside keeps its own deadline; this one catches a
+                // box that hangs itself (its boot takes well under a minute).
+                deadline: args.timeout.map(|t| t + BOX_GRACE),
             };
             hostbox::run_in_box(&exe, &inner, &cfg)
         }
@@ -203,6 +210,9 @@ fn inner_args(
     }
     if args.console {
         v.push("--console".into());
+    }
+    if let Some(t) = args.timeout {
+        v.extend(["--timeout".into(), t.as_secs().to_string().into()]);
     }
     v
 }
@@ -263,6 +273,7 @@ fn run_kvm(
         counters: args.counters.clone(),
         interactive,
         console_echo,
+        timeout: args.timeout,
     })?;
     let tail = || outcome.console.last_lines(TAIL_LINES);
     match (&outcome.exit, args.exec.is_some(), outcome.agent.status) {

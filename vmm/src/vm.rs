@@ -48,6 +48,8 @@ pub struct VmConfig {
     pub interactive: bool,
     /// Echo the console to this stream (stdout when interactive).
     pub console_echo: Option<Arc<Mutex<dyn Write + Send>>>,
+    /// Stop the VM with an error when it has not ended after this long.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// How a VM ended.
@@ -205,9 +207,21 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     }
     drop(exit_tx);
 
-    let exit = exit_rx
-        .recv()
-        .unwrap_or_else(|_| VmExit::Error("all vCPUs stopped".into()));
+    let exit = match cfg.timeout {
+        None => exit_rx
+            .recv()
+            .unwrap_or_else(|_| VmExit::Error("all vCPUs stopped".into())),
+        Some(t) => match exit_rx.recv_timeout(t) {
+            Ok(exit) => exit,
+            Err(mpsc::RecvTimeoutError::Timeout) => VmExit::Error(format!(
+                "the guest did not end within --timeout {}s",
+                t.as_secs()
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                VmExit::Error("all vCPUs stopped".into())
+            }
+        },
+    };
     // The device threads end before the final counters are read.
     stop_devices.store(true, std::sync::atomic::Ordering::Release);
     for t in device_threads {

@@ -47,6 +47,9 @@ pub fn p2pvm(args: &[&str]) -> Run {
         .into()
 }
 
+/// `--timeout` of every [`guest`] run.
+pub const GUEST_TIMEOUT: &str = "150";
+
 /// Marks where the guest's kernel log starts on stderr.
 const DMESG_MARKER: &str = "\n=== p2pvm-test dmesg ===\n";
 
@@ -61,7 +64,9 @@ pub fn guest(extra: &[&str], cmd: &str) -> Run {
         "(\n{cmd}\n)\nrc=$?\nprintf '{}' >&2\ndmesg >&2\nexit $rc\n",
         DMESG_MARKER.replace('\n', "\\n")
     );
-    let mut args = vec!["run"];
+    // A hung guest fails in minutes with its console, not at nextest's
+    // deadline with nothing (boots take 10 to 40 s).
+    let mut args = vec!["run", "--timeout", GUEST_TIMEOUT];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--exec", &wrapped]);
     let mut r = p2pvm(&args);

@@ -382,6 +382,7 @@ mod tests {
             cpus: 2,
             memory_mib: 3072,
             interactive: false,
+            deadline: None,
         };
         let args = qemu_args(&images, Path::new("/tmp/p2pvm-box.abc"), &cfg).unwrap();
         let line = display_command(&args);

@@ -123,6 +123,8 @@ pub struct BoxConfig {
     /// command, whose stdin/stdout are then a normal terminal in the box that
     /// ^C reaches. Otherwise its stdin is /dev/null and its output raw.
     pub interactive: bool,
+    /// Kill the box when it is still running after this long.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Runs `program args…` inside the box, chrooted into the host's own root file
@@ -178,6 +180,28 @@ fn write_run_script(
     std::fs::write(&path, script).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
+/// Waits for `child`; past `deadline` kills it (the box then has no
+/// status, and the caller reports its console).
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Option<Instant>,
+) -> std::io::Result<std::process::ExitStatus> {
+    let Some(deadline) = deadline else {
+        return child.wait();
+    };
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            log::error!("host box: still running past its deadline; killing it");
+            child.kill()?;
+            return child.wait();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Runs QEMU to the end and returns the status box-init left in the run
 /// directory.
 fn boot(
@@ -217,8 +241,7 @@ fn boot(
         .stderr
         .take()
         .map(|from| std::thread::spawn(move || relay(from, std::io::stderr())));
-    let qemu_status = child
-        .wait()
+    let qemu_status = wait_until(&mut child, cfg.deadline.map(|d| t0.0 + d))
         .map_err(|e| Error::io(format!("waiting for {}", qemu.display()), e));
     if let Some(relay) = relay {
         let _ = relay.join();
@@ -458,6 +481,7 @@ mod tests {
             cpus: 2,
             memory_mib: 512,
             interactive: false,
+            deadline: Some(std::time::Duration::from_secs(300)),
         };
         let tiny = BoxConfig {
             memory_mib: 64,
