@@ -332,8 +332,10 @@ done < <(/bin/busybox --list-full)
 install -m 0755 "$agent_bin" "$root/usr/sbin/p2pvm-agent"
 # The test endpoint's user-space driver (vfio-pci no-IOMMU, sysfs BARs).
 install -m 0755 "${agent_bin%/*}/p2pvm-testdev" "$root/usr/bin/p2pvm-testdev"
+# Peer-to-peer block I/O through p2pmem (O_DIRECT on a p2pmem mapping).
+install -m 0755 "${agent_bin%/*}/p2pvm-p2pmem" "$root/usr/bin/p2pvm-p2pmem"
 if command -v strip >/dev/null; then
-  strip "$root/usr/sbin/p2pvm-agent" "$root/usr/bin/p2pvm-testdev"
+  strip "$root/usr/sbin/p2pvm-agent" "$root/usr/bin/p2pvm-testdev" "$root/usr/bin/p2pvm-p2pmem"
 fi
 install -m 0755 "$here/init" "$root/init"
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{guest, p2pvm, section};
+use common::{guest, link_bytes, p2pvm, section};
 use p2pvm::topology::{AcsBit, Topology};
 
 fn topo(name: &str) -> PathBuf {
@@ -177,24 +177,6 @@ fn default_topology_with_test_endpoints_matches_linux() {
 #[test]
 fn two_switch_levels_match_linux() {
     check_fabric("deep.toml");
-}
-
-/// `(up_bytes, down_bytes)` of `name`'s link in a `--counters` file.
-fn link_bytes(json: &str, name: &str) -> (u64, u64) {
-    let line = json
-        .lines()
-        .find(|l| l.contains(&format!("\"name\": \"{name}\",")))
-        .unwrap_or_else(|| panic!("no link {name} in\n{json}"));
-    let field = |f: &str| -> u64 {
-        let at = line.find(&format!("\"{f}\": ")).expect(f) + f.len() + 4;
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (field("up_bytes"), field("down_bytes"))
 }
 
 /// Guest script: ep0 (03:00.0) copies 64 KiB from ep1's BAR2 (04:00.0) to

@@ -30,8 +30,13 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
             NodeKind::SwitchDownstream => "switch-downstream",
             NodeKind::Endpoint => "endpoint",
         };
+        let stats: String = fabric
+            .with_function(*id, |f| f.stats())
+            .iter()
+            .map(|(k, v)| format!(", \"{k}\": {v}"))
+            .collect();
         out += &format!(
-            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}}}{}\n",
+            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}{stats}}}{}\n",
             name.replace('\\', "\\\\").replace('"', "\\\""),
             c.up_bytes,
             c.up_tlps,

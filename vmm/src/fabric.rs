@@ -52,7 +52,8 @@ impl GuestRam for NoRam {
     }
 }
 
-fn speed(s: Speed) -> LinkSpeed {
+/// The link speed a topology names.
+pub(crate) fn speed(s: Speed) -> LinkSpeed {
     match s {
         Speed::Gen1 => LinkSpeed::Gt2_5,
         Speed::Gen2 => LinkSpeed::Gt5,
@@ -148,6 +149,7 @@ pub fn build(
     let mut nodes = vec![("host-bridge".to_string(), host)];
     let mut slot: u16 = 0;
     let mut threads = Vec::new();
+    let mut cntlid: u16 = 0;
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
         let name = p.name.as_str();
@@ -212,6 +214,12 @@ pub fn build(
             }
             PlacedKind::Endpoint(n) => {
                 let ep = &topo.endpoint[n];
+                let dev = Device {
+                    fabric: &fabric,
+                    ram: &ram,
+                    parent,
+                    name,
+                };
                 match ep.kind {
                     EndpointKind::Test => {
                         let bar2_size = match &ep.bar_size {
@@ -223,22 +231,19 @@ pub fn build(
                             link_speed: speed(ep.link.speed),
                             link_width: ep.link.width,
                         };
-                        let f = fabric.clone();
-                        let ram = ram.clone();
-                        let threads = &mut threads;
-                        fabric.add_with(parent, 0, 0, name, NodeKind::Endpoint, move |id| {
-                            let mut dev = None;
-                            let thread = DeviceThread::new(name, |notify| {
-                                let dma = DmaHandle::new(f, id, ram);
-                                let (ep, engine) = TestEndpoint::new(cfg, dma, notify)
-                                    .map_err(|x| Error::Fabric(x.to_string()))?;
-                                let doorbells = ep.doorbells().len();
-                                dev = Some(ep);
-                                Ok((Box::new(engine) as Box<dyn DeviceWorker>, doorbells))
-                            })?;
-                            threads.push((id, thread));
-                            let dev = dev.ok_or_else(|| Error::Fabric("no device".into()))?;
-                            Ok::<_, Error>(Box::new(dev) as Box<dyn PciFunction>)
+                        dev.add(&mut threads, |dma, notify| {
+                            let (ep, engine) = TestEndpoint::new(cfg, dma, notify)
+                                .map_err(|x| Error::Fabric(x.to_string()))?;
+                            Ok((Box::new(ep), Box::new(engine)))
+                        })
+                    }
+                    EndpointKind::Nvme => {
+                        cntlid += 1;
+                        let cfg = crate::topology::nvme_config(ep, cntlid).map_err(e)?;
+                        dev.add(&mut threads, |dma, notify| {
+                            let (ctrl, engine) = nvme_cmb::new(&cfg, dma, notify)
+                                .map_err(|x| Error::Fabric(x.to_string()))?;
+                            Ok((Box::new(ctrl), Box::new(engine)))
                         })
                     }
                 }
@@ -268,6 +273,41 @@ pub fn build(
         report,
         threads,
     })
+}
+
+/// A function and its worker, as a device's constructor returns them.
+type Made = (Box<dyn PciFunction>, Box<dyn DeviceWorker>);
+
+/// Where an endpoint with a device thread is added.
+struct Device<'a> {
+    fabric: &'a Arc<Fabric>,
+    ram: &'a Arc<dyn GuestRam>,
+    parent: Option<NodeId>,
+    name: &'a str,
+}
+
+impl Device<'_> {
+    /// Adds the function `make` builds (from its DMA handle and its
+    /// notifier) at device 0 below the parent, and records its thread.
+    fn add(
+        self,
+        threads: &mut Vec<(NodeId, DeviceThread)>,
+        make: impl FnOnce(DmaHandle, Arc<dyn pcie_core::Notifier>) -> Result<Made>,
+    ) -> Result<NodeId> {
+        let (f, ram, name) = (self.fabric.clone(), self.ram.clone(), self.name);
+        self.fabric
+            .add_with(self.parent, 0, 0, name, NodeKind::Endpoint, move |id| {
+                let mut dev = None;
+                let thread = DeviceThread::new(name, |notify| {
+                    let (function, worker) = make(DmaHandle::new(f, id, ram), notify)?;
+                    let doorbells = function.doorbells().len();
+                    dev = Some(function);
+                    Ok((worker, doorbells))
+                })?;
+                threads.push((id, thread));
+                dev.ok_or_else(|| Error::Fabric("no device".into()))
+            })
+    }
 }
 
 /// Guest RAM as the fabric's DMA target.

@@ -162,7 +162,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
             // kvm module; the benchmarks use one box vCPU for the same reason.
             let cfg = BoxConfig {
                 cpus: 1,
-                memory_mib: (args.memory >> 20) + hostbox::BOX_MEMORY_HEADROOM_MIB,
+                memory_mib: ((args.memory + crate::topology::device_memory(&topology)) >> 20)
+                    + hostbox::BOX_MEMORY_HEADROOM_MIB,
                 interactive: args.exec.is_none(),
                 // The VM inside keeps its own deadline; this one catches a
                 // box that hangs itself (its boot takes well under a minute).

@@ -129,6 +129,14 @@ pub trait PciFunction: Send {
     fn doorbells(&self) -> Vec<Doorbell> {
         Vec::new()
     }
+
+    /// The device's own counters, by name (for the VMM's `--counters`
+    /// file): what only the device can tell, such as where an NVMe
+    /// controller fetched its submission queue entries from. The default
+    /// has none.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Reads a little-endian dword of a function's config space.

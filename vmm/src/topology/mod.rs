@@ -28,6 +28,7 @@
 //! downstream ports at device 0, 1, … on its internal bus; every endpoint
 //! and switch at device 0 below its port.
 
+mod nvme;
 mod print;
 mod validate;
 
@@ -38,6 +39,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+pub use nvme::{device_memory, nvme_config};
 pub use print::render;
 pub use validate::{Layout, Placed, PlacedKind};
 
@@ -249,6 +251,8 @@ pub struct DownstreamPort {
 pub enum EndpointKind {
     /// The fabric test endpoint: RAM-backed BAR and a DMA engine.
     Test,
+    /// An NVMe controller, optionally with a Controller Memory Buffer.
+    Nvme,
 }
 
 /// An endpoint.
@@ -267,6 +271,67 @@ pub struct Endpoint {
     /// Size of the RAM-backed BAR (test endpoint), e.g. "1M".
     #[serde(default)]
     pub bar_size: Option<String>,
+    /// NVMe: serial number (default from the endpoint's name).
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// NVMe: model number.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// NVMe: the Controller Memory Buffer (none when absent).
+    #[serde(default)]
+    pub cmb: Option<Spanned<Cmb>>,
+    /// NVMe: namespaces, NSID 1 upwards (default: one 1 GiB RAM namespace).
+    #[serde(default)]
+    pub namespace: Vec<Spanned<Namespace>>,
+}
+
+/// An NVMe Controller Memory Buffer: `cmb = { size = "64M" }`. Each
+/// support bit CMBSZ advertises can be turned off, to see what the
+/// kernel does without it (without both RDS and WDS Linux does not
+/// publish the CMB as p2pmem; without SQS it keeps its SQs in RAM).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cmb {
+    /// Size: a power of two from 2M to 4G.
+    pub size: String,
+    /// SQS: submission queues may live in the CMB.
+    #[serde(default = "yes")]
+    pub sqs: bool,
+    /// CQS: completion queues may live in the CMB.
+    #[serde(default)]
+    pub cqs: bool,
+    /// LISTS: PRP and SGL lists may live in the CMB.
+    #[serde(default = "yes")]
+    pub lists: bool,
+    /// RDS: read data may go to the CMB.
+    #[serde(default = "yes")]
+    pub rds: bool,
+    /// WDS: write data may come from the CMB.
+    #[serde(default = "yes")]
+    pub wds: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An NVMe namespace: `[[endpoint.namespace]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    /// Size, e.g. "1G": a multiple of the LBA size.
+    pub size: String,
+    /// Logical block size: 512 or 4096.
+    #[serde(default = "lba_512")]
+    pub lba_size: u32,
+    /// Backing file (a raw image, created sparse when missing; a relative
+    /// path is taken from the current directory). RAM when absent.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+fn lba_512() -> u32 {
+    512
 }
 
 impl Topology {

@@ -178,6 +178,8 @@ impl Topology {
                 };
                 claim_port(&mut b, parent, &ep.parent, ep.name.get_ref())?;
                 check_link(&ep.link, ep.name.get_ref(), &ep.name.span())?;
+                super::nvme::check_fields(ep)
+                    .map_err(|m| (Some(ep.name.span()), format!("{}: {m}", ep.name.get_ref())))?;
                 if let Some(size) = &ep.bar_size {
                     let fail_size = |m: String| {
                         (

@@ -1,0 +1,457 @@
+//! [`NvmeEngine`]: the controller's worker, on the device's thread. It
+//! follows CC (enable, reset, shutdown), reads doorbells, fetches and runs
+//! commands, posts completions and raises interrupts. It takes the shared
+//! lock only to read or update registers, never across a DMA, an
+//! interrupt or a namespace access.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pcie_core::{BarMemory, DeviceWorker, DmaHandle, MsiMessage};
+
+use crate::features::Features;
+use crate::identify::ControllerInfo;
+use crate::log_page::{ErrorEntry, ErrorLog, Health};
+use crate::memory::CtrlMemory;
+use crate::namespace::Namespace;
+use crate::queues::{Cq, Sq};
+use crate::regs::{aqa, cc, csts, MAX_IO_QUEUES, MPS_MAX};
+use crate::sqe::{Command, Completion};
+use crate::state::{Counters, Shared};
+use crate::Status;
+
+/// Commands run from one SQ before the engine looks at the next.
+const BURST: usize = 16;
+
+/// An asynchronous event waiting for an Async Event Request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Event {
+    /// Event type (0 error, 1 SMART/health, 2 notice).
+    pub(crate) kind: u8,
+    /// Event information.
+    pub(crate) info: u8,
+    /// The log page that clears it.
+    pub(crate) log: u8,
+}
+
+/// Asynchronous event information for error events (NVMe 1.4 Fig. 146).
+pub(crate) mod aen {
+    /// Write to Invalid Doorbell Register.
+    pub(crate) const INVALID_DOORBELL_REGISTER: u8 = 0;
+    /// Invalid Doorbell Write Value.
+    pub(crate) const INVALID_DOORBELL_VALUE: u8 = 1;
+}
+
+/// The engine's state: what exists only while the controller is enabled.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) enabled: bool,
+    pub(crate) epoch: u64,
+    pub(crate) page_size: u64,
+    pub(crate) sqs: Vec<Option<Sq>>,
+    pub(crate) cqs: Vec<Option<Cq>>,
+    pub(crate) features: Features,
+    /// Outstanding Async Event Requests (command IDs).
+    pub(crate) aer: Vec<u16>,
+    pub(crate) events: VecDeque<Event>,
+    /// Event types reported and not yet cleared by reading their log.
+    pub(crate) masked: u8,
+    /// I/O queues granted by Set Features Number of Queues (SQs, CQs).
+    pub(crate) queues_granted: (u16, u16),
+    pub(crate) cc: u32,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            enabled: false,
+            epoch: 0,
+            page_size: 4096,
+            sqs: vec![None; usize::from(MAX_IO_QUEUES) + 1],
+            cqs: vec![None; usize::from(MAX_IO_QUEUES) + 1],
+            features: Features::default(),
+            aer: Vec::new(),
+            events: VecDeque::new(),
+            masked: 0,
+            queues_granted: (MAX_IO_QUEUES, MAX_IO_QUEUES),
+            cc: 0,
+        }
+    }
+}
+
+/// The controller's worker. See the module documentation.
+pub struct NvmeEngine {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) dma: Arc<DmaHandle>,
+    pub(crate) cmb: Option<Arc<BarMemory>>,
+    pub(crate) cmb_flags: u32,
+    pub(crate) ns: Vec<Arc<Namespace>>,
+    pub(crate) info: ControllerInfo,
+    pub(crate) uid: u64,
+    pub(crate) st: State,
+    pub(crate) errors: ErrorLog,
+    pub(crate) health: Health,
+    pub(crate) started: Instant,
+    /// The data buffer commands reuse (up to MDTS).
+    pub(crate) buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for NvmeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvmeEngine")
+            .field("dma", &self.dma)
+            .field("st", &self.st)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one control pass decided, to act on after the lock is released.
+#[derive(Default)]
+struct Control {
+    due: Vec<MsiMessage>,
+    flush: bool,
+}
+
+impl NvmeEngine {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        dma: DmaHandle,
+        cmb: Option<Arc<BarMemory>>,
+        cmb_flags: u32,
+        ns: Vec<Arc<Namespace>>,
+        info: ControllerInfo,
+        uid: u64,
+    ) -> Self {
+        NvmeEngine {
+            shared,
+            dma: Arc::new(dma),
+            cmb,
+            cmb_flags,
+            ns,
+            info,
+            uid,
+            st: State::new(),
+            errors: ErrorLog::new(64),
+            health: Health {
+                power_cycles: 1,
+                temperature_kelvin: 310,
+                ..Health::default()
+            },
+            started: Instant::now(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The handle its DMA goes through.
+    pub fn dma_handle(&self) -> &DmaHandle {
+        &self.dma
+    }
+
+    /// The controller's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Does everything due: control, doorbells, commands, interrupts.
+    pub fn run(&mut self) {
+        let ctl = self.control();
+        if ctl.flush {
+            // Shutdown: make written data durable, then report it done.
+            for ns in &self.ns {
+                let _ = ns.flush();
+            }
+            let mut core = self.shared.lock();
+            core.regs.csts = (core.regs.csts & !csts::SHST_MASK) | csts::SHST_COMPLETE;
+        }
+        self.send(ctl.due);
+        if !self.st.enabled {
+            // Doorbells of a disabled controller are ignored.
+            let _ = self.shared.take_rung();
+            return;
+        }
+        self.doorbells();
+        let cmb_base = self.shared.lock().cmb_base();
+        let (dma, cmb, shared) = (self.dma.clone(), self.cmb.clone(), self.shared.clone());
+        let mem = CtrlMemory {
+            dma: &dma,
+            cmb: cmb.as_deref().zip(cmb_base),
+            counters: &shared.counters,
+        };
+        let vectors = self.process(&mem);
+        self.interrupts(vectors);
+    }
+
+    /// Follows CC, resets and NSSR. Runs under the lock, decides only.
+    fn control(&mut self) -> Control {
+        let mut out = Control::default();
+        let shared = self.shared.clone();
+        let mut core = shared.lock();
+        out.due = std::mem::take(&mut core.due);
+        if core.subsystem_reset {
+            core.subsystem_reset = false;
+            core.regs = crate::state::Regs {
+                csts: csts::NSSRO,
+                ..Default::default()
+            };
+            self.st.enabled = false;
+        }
+        if core.epoch != self.st.epoch {
+            self.st.epoch = core.epoch;
+            self.st.enabled = false;
+        }
+        let cc_now = core.regs.cc;
+        self.st.cc = cc_now;
+        if cc_now & cc::EN == 0 {
+            if self.st.enabled || core.regs.csts & (csts::RDY | csts::SHST_MASK) != 0 {
+                self.disable();
+                core.regs.csts &= !(csts::RDY | csts::SHST_MASK | csts::CFS);
+            }
+            return out;
+        }
+        if !self.st.enabled && core.regs.csts & csts::CFS == 0 {
+            let r = core.regs;
+            match self.enable(r.cc, r.aqa, r.asq, r.acq) {
+                Ok(()) => core.regs.csts |= csts::RDY,
+                Err(()) => core.regs.csts |= csts::CFS,
+            }
+        }
+        let shn = (cc_now >> cc::SHN_SHIFT) & 3;
+        if shn != 0 && core.regs.csts & csts::SHST_MASK == 0 {
+            core.regs.csts |= csts::SHST_OCCURRING;
+            out.flush = true;
+        }
+        out
+    }
+
+    /// CC.EN 0 → 1: checks the configuration and creates the admin queues.
+    fn enable(&mut self, cc_v: u32, aqa_v: u32, asq: u64, acq: u64) -> Result<(), ()> {
+        let mps = (cc_v >> cc::MPS_SHIFT) & 0xf;
+        let css = (cc_v >> cc::CSS_SHIFT) & 7;
+        let sq_size = (aqa_v & aqa::ASQS_MASK) + 1;
+        let cq_size = ((aqa_v >> aqa::ACQS_SHIFT) & aqa::ASQS_MASK) + 1;
+        if mps > MPS_MAX || css != 0 || sq_size < 2 || cq_size < 2 {
+            return Err(());
+        }
+        self.disable();
+        self.st.page_size = 4096 << mps;
+        self.st.sqs[0] = Some(Sq::new(asq, sq_size, 0));
+        self.st.cqs[0] = Some(Cq::new(acq, cq_size, 0, true));
+        self.st.enabled = true;
+        Ok(())
+    }
+
+    /// Controller reset: every queue, outstanding request and event goes.
+    fn disable(&mut self) {
+        let epoch = self.st.epoch;
+        self.st = State::new();
+        self.st.epoch = epoch;
+        self.shared.clear_doorbells();
+    }
+
+    /// Applies the doorbells written since the last pass.
+    fn doorbells(&mut self) {
+        for (index, value) in self.shared.take_rung() {
+            let qid = index / 2;
+            let ok = if index % 2 == 0 {
+                match self.st.sqs.get_mut(qid).and_then(Option::as_mut) {
+                    Some(sq) if value < sq.size => {
+                        sq.tail = value;
+                        Some(true)
+                    }
+                    Some(_) => Some(false),
+                    None => None,
+                }
+            } else {
+                match self.st.cqs.get_mut(qid).and_then(Option::as_mut) {
+                    Some(cq) if value < cq.size => {
+                        cq.head = value;
+                        Some(true)
+                    }
+                    Some(_) => Some(false),
+                    None => None,
+                }
+            };
+            match ok {
+                Some(true) => {}
+                Some(false) => self.event(Event {
+                    kind: 0,
+                    info: aen::INVALID_DOORBELL_VALUE,
+                    log: crate::log_page::log_id::ERROR,
+                }),
+                None => self.event(Event {
+                    kind: 0,
+                    info: aen::INVALID_DOORBELL_REGISTER,
+                    log: crate::log_page::log_id::ERROR,
+                }),
+            }
+        }
+    }
+
+    /// Queues an asynchronous event (dropped while its type is masked).
+    pub(crate) fn event(&mut self, e: Event) {
+        if self.st.masked & (1 << e.kind) == 0 && !self.st.events.contains(&e) {
+            self.st.events.push_back(e);
+        }
+    }
+
+    /// Runs commands from every SQ, round robin, while their CQs have
+    /// room. Returns the CQs that got entries.
+    fn process(&mut self, mem: &CtrlMemory<'_>) -> Vec<u16> {
+        let mut posted: Vec<u16> = Vec::new();
+        loop {
+            let mut progress = false;
+            progress |= self.complete_events(mem, &mut posted);
+            for qid in 0..self.st.sqs.len() {
+                for _ in 0..BURST {
+                    let Some(sq) = self.st.sqs[qid] else { break };
+                    if !sq.pending() || !self.st.enabled {
+                        break;
+                    }
+                    let cqid = usize::from(sq.cqid);
+                    if self.st.cqs[cqid].is_none_or(|cq| cq.full()) {
+                        break;
+                    }
+                    let in_cmb = mem.in_cmb(sq.head_addr(), crate::sqe::SQE_SIZE).is_some();
+                    let mut sq = sq;
+                    let fetched = sq.fetch(mem);
+                    self.st.sqs[qid] = Some(sq);
+                    let counter = if qid == 0 {
+                        &mem.counters.admin_sqe_fetches
+                    } else if in_cmb {
+                        &mem.counters.sqe_fetch_cmb
+                    } else {
+                        &mem.counters.sqe_fetch_dma
+                    };
+                    Counters::add(counter, 1);
+                    let Ok(cmd) = fetched else {
+                        // The entry cannot be read: there is no command ID
+                        // to complete; the controller fails (CSTS.CFS).
+                        self.shared.lock().regs.csts |= csts::CFS;
+                        self.st.enabled = false;
+                        return posted;
+                    };
+                    progress = true;
+                    let result = if qid == 0 {
+                        self.admin(mem, &cmd)
+                    } else {
+                        Some(self.io(mem, qid as u16, &cmd))
+                    };
+                    if let Some((status, dw0)) = result {
+                        self.complete(mem, qid as u16, &cmd, status, dw0, &mut posted);
+                    }
+                }
+            }
+            if !progress {
+                return posted;
+            }
+        }
+    }
+
+    /// Posts the completion of `cmd` from SQ `sqid`.
+    pub(crate) fn complete(
+        &mut self,
+        mem: &CtrlMemory<'_>,
+        sqid: u16,
+        cmd: &Command,
+        status: Status,
+        dw0: u32,
+        posted: &mut Vec<u16>,
+    ) {
+        if !status.is_success() {
+            self.errors.record(ErrorEntry {
+                sqid,
+                cid: cmd.cid,
+                status_field: status.field(),
+                param_location: 0xffff,
+                lba: u64::from(cmd.cdw10) | (u64::from(cmd.cdw11) << 32),
+                nsid: cmd.nsid,
+                ..ErrorEntry::default()
+            });
+        }
+        let Some(sq) = self.st.sqs.get(usize::from(sqid)).copied().flatten() else {
+            return;
+        };
+        let Some(cq) = self.st.cqs[usize::from(sq.cqid)].as_mut() else {
+            return;
+        };
+        let c = Completion {
+            dw0,
+            dw1: 0,
+            sq_head: sq.head as u16,
+            sq_id: sqid,
+            cid: cmd.cid,
+            status,
+        };
+        if cq.post(mem, &c).is_err() {
+            // A CQ that cannot be written: the controller fails.
+            self.shared.lock().regs.csts |= csts::CFS;
+            self.st.enabled = false;
+            return;
+        }
+        Counters::add(&mem.counters.completions, 1);
+        if !posted.contains(&sq.cqid) {
+            posted.push(sq.cqid);
+        }
+    }
+
+    /// Completes Async Event Requests with queued events.
+    fn complete_events(&mut self, mem: &CtrlMemory<'_>, posted: &mut Vec<u16>) -> bool {
+        let mut any = false;
+        while !self.st.aer.is_empty() && !self.st.events.is_empty() {
+            if self.st.cqs[0].is_none_or(|cq| cq.full()) {
+                break;
+            }
+            let (Some(cid), Some(e)) = (self.st.aer.pop(), self.st.events.pop_front()) else {
+                break;
+            };
+            self.st.masked |= 1 << e.kind;
+            let cmd = Command {
+                cid,
+                ..Command::default()
+            };
+            let dw0 = u32::from(e.kind) | (u32::from(e.info) << 8) | (u32::from(e.log) << 16);
+            self.complete(mem, 0, &cmd, Status::SUCCESS, dw0, posted);
+            any = true;
+        }
+        any
+    }
+
+    /// Raises the vector of every CQ in `cqs` that has interrupts enabled.
+    fn interrupts(&mut self, cqs: Vec<u16>) {
+        let mut msgs = Vec::new();
+        {
+            let mut core = self.shared.lock();
+            let core = &mut *core;
+            for qid in cqs {
+                let Some(cq) = self.st.cqs[usize::from(qid)] else {
+                    continue;
+                };
+                if cq.interrupts {
+                    msgs.extend(core.msix.trigger(core.config.space(), cq.vector));
+                }
+            }
+        }
+        self.send(msgs);
+    }
+
+    fn send(&self, msgs: Vec<MsiMessage>) {
+        for m in msgs {
+            // Refused (bus mastering off, ACS): lost, as on hardware.
+            if self.dma.msi(m.addr, m.data).is_ok() {
+                Counters::add(&self.shared.counters.interrupts, 1);
+            }
+        }
+    }
+}
+
+impl DeviceWorker for NvmeEngine {
+    fn doorbell(&mut self, _index: usize) {
+        self.run();
+    }
+
+    fn notified(&mut self) {
+        self.run();
+    }
+}

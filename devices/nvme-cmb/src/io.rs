@@ -1,0 +1,185 @@
+//! I/O commands of the NVM command set (NVMe 1.4 §6).
+
+use std::sync::Arc;
+
+use crate::dptr::{data_segments, gather, scatter, Segment};
+use crate::engine::NvmeEngine;
+use crate::memory::CtrlMemory;
+use crate::namespace::Namespace;
+use crate::regs::cmb;
+use crate::sqe::{io_op, Command};
+use crate::Status;
+
+/// Maximum data transfer: 2^MDTS pages of 4 KiB (512 KiB).
+pub const MDTS: u8 = 7;
+
+/// The most bytes one command moves.
+pub const MAX_TRANSFER: u64 = 4096 << MDTS;
+
+/// Dataset Management: Attribute Deallocate (dword 11 bit 2).
+const DSM_DEALLOCATE: u32 = 1 << 2;
+
+impl NvmeEngine {
+    /// Namespace `nsid`, if it exists.
+    pub(crate) fn namespace(&self, nsid: u32) -> Option<&Arc<Namespace>> {
+        let i = usize::try_from(nsid).ok()?.checked_sub(1)?;
+        self.ns.get(i)
+    }
+
+    /// Runs I/O command `cmd` from SQ `sqid`: its status and dword 0.
+    pub(crate) fn io(&mut self, mem: &CtrlMemory<'_>, _sqid: u16, cmd: &Command) -> (Status, u32) {
+        let r = if cmd.fuse != 0 {
+            Err(Status::INVALID_FIELD)
+        } else {
+            match cmd.opcode {
+                io_op::READ => self.read(mem, cmd),
+                io_op::WRITE => self.write(mem, cmd, false),
+                io_op::COMPARE => self.write(mem, cmd, true),
+                io_op::FLUSH => self.flush(cmd),
+                io_op::WRITE_ZEROES => self.write_zeroes(cmd),
+                io_op::DATASET_MANAGEMENT => self.dsm(mem, cmd),
+                _ => Err(Status::INVALID_OPCODE),
+            }
+        };
+        (r.err().unwrap_or(Status::SUCCESS), 0)
+    }
+
+    /// The namespace and byte range of a Read/Write/Compare/Write Zeroes
+    /// command: SLBA in dwords 10-11, NLB (0-based) in dword 12.
+    fn range(&self, cmd: &Command) -> Result<(Arc<Namespace>, u64, u64), Status> {
+        let ns = self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone();
+        let slba = u64::from(cmd.cdw10) | (u64::from(cmd.cdw11) << 32);
+        let nlb = u64::from(cmd.cdw12 & 0xffff) + 1;
+        let end = slba.checked_add(nlb).ok_or(Status::LBA_OUT_OF_RANGE)?;
+        if end > ns.blocks() {
+            return Err(Status::LBA_OUT_OF_RANGE);
+        }
+        let shift = ns.lba_shift();
+        Ok((ns, slba << shift, nlb << shift))
+    }
+
+    /// Data in the controller's own CMB is allowed only where CMBSZ says
+    /// (RDS for data the controller writes, WDS for data it reads).
+    fn check_cmb_data(&self, mem: &CtrlMemory<'_>, segs: &[Segment], to_host: bool) -> Result<(), Status> {
+        let need = if to_host { cmb::RDS } else { cmb::WDS };
+        if self.cmb_flags & need != 0 {
+            return Ok(());
+        }
+        let hit = segs
+            .iter()
+            .any(|s| !s.bit_bucket && s.len > 0 && mem.in_cmb(s.addr, 1).is_some());
+        if hit {
+            return Err(Status::INVALID_USE_OF_CMB);
+        }
+        Ok(())
+    }
+
+    fn segments(&self, mem: &CtrlMemory<'_>, cmd: &Command, len: u64) -> Result<Vec<Segment>, Status> {
+        if len > MAX_TRANSFER {
+            return Err(Status::INVALID_FIELD);
+        }
+        data_segments(mem, cmd, len, self.st.page_size, true)
+    }
+
+    fn take_buf(&mut self, len: u64) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(len as usize, 0);
+        buf
+    }
+
+    fn read(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<(), Status> {
+        let (ns, off, len) = self.range(cmd)?;
+        let segs = self.segments(mem, cmd, len)?;
+        self.check_cmb_data(mem, &segs, true)?;
+        let mut buf = self.take_buf(len);
+        let r = ns
+            .read_at(off, &mut buf)
+            .map_err(|_| Status::INTERNAL_ERROR)
+            .and_then(|()| scatter(mem, &segs, &buf));
+        self.buf = buf;
+        r?;
+        self.health.bytes_read += len;
+        self.health.host_reads += 1;
+        Ok(())
+    }
+
+    /// Write, or with `compare`, Compare: the host's data against the
+    /// namespace's.
+    fn write(&mut self, mem: &CtrlMemory<'_>, cmd: &Command, compare: bool) -> Result<(), Status> {
+        let (ns, off, len) = self.range(cmd)?;
+        let segs = self.segments(mem, cmd, len)?;
+        self.check_cmb_data(mem, &segs, false)?;
+        let mut buf = self.take_buf(len);
+        let r = gather(mem, &segs, &mut buf).and_then(|()| {
+            if compare {
+                let mut have = vec![0; buf.len()];
+                ns.read_at(off, &mut have)
+                    .map_err(|_| Status::INTERNAL_ERROR)?;
+                return if have == buf {
+                    Ok(())
+                } else {
+                    Err(Status::COMPARE_FAILURE)
+                };
+            }
+            ns.write_at(off, &buf).map_err(|_| Status::INTERNAL_ERROR)?;
+            // Force Unit Access, or no volatile write cache: durable now.
+            if cmd.cdw12 & (1 << 30) != 0 || !self.st.features.write_cache {
+                ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
+            }
+            Ok(())
+        });
+        self.buf = buf;
+        r?;
+        if !compare {
+            self.health.bytes_written += len;
+            self.health.host_writes += 1;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, cmd: &Command) -> Result<(), Status> {
+        let all: Vec<Arc<Namespace>> = if cmd.nsid == 0xffff_ffff {
+            self.ns.clone()
+        } else {
+            vec![self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone()]
+        };
+        for ns in all {
+            ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
+        }
+        Ok(())
+    }
+
+    fn write_zeroes(&mut self, cmd: &Command) -> Result<(), Status> {
+        let (ns, off, len) = self.range(cmd)?;
+        ns.zero(off, len).map_err(|_| Status::INTERNAL_ERROR)
+    }
+
+    /// Dataset Management: with Deallocate, every range reads zeroes
+    /// afterwards; the other attributes are hints and are ignored.
+    fn dsm(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<(), Status> {
+        let ns = self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone();
+        let ranges = (cmd.cdw10 & 0xff) as usize + 1;
+        let mut list = vec![0u8; ranges * 16];
+        let segs = self.segments(mem, cmd, list.len() as u64)?;
+        gather(mem, &segs, &mut list)?;
+        if cmd.cdw11 & DSM_DEALLOCATE == 0 {
+            return Ok(());
+        }
+        let shift = ns.lba_shift();
+        let mut parsed = Vec::with_capacity(ranges);
+        for r in list.chunks_exact(16) {
+            let nlb = u64::from(u32::from_le_bytes([r[4], r[5], r[6], r[7]]));
+            let slba = u64::from_le_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]);
+            let end = slba.checked_add(nlb).ok_or(Status::LBA_OUT_OF_RANGE)?;
+            if end > ns.blocks() {
+                return Err(Status::LBA_OUT_OF_RANGE);
+            }
+            parsed.push((slba << shift, nlb << shift));
+        }
+        for (off, len) in parsed {
+            ns.zero(off, len).map_err(|_| Status::INTERNAL_ERROR)?;
+        }
+        Ok(())
+    }
+}

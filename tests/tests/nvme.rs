@@ -1,0 +1,218 @@
+//! NVMe tier: Linux's own `nvme` driver binds p2pvm's controllers on the
+//! default topology, does real I/O (fio with verification, a file system
+//! on a file-backed namespace), publishes nvme0's CMB as p2pmem and runs
+//! peer-to-peer block I/O through it. Checked: what Linux reports, the
+//! bytes, and the fabric's link counters.
+
+mod common;
+
+use common::{guest, link_bytes, section};
+
+/// Shell: `dev SERIAL` prints `/dev/nvmeN` of the controller with that
+/// serial (Linux numbers controllers in probe order, not by BDF).
+const DEV: &str = r#"dev() { for c in /sys/class/nvme/nvme*; do [ "$(cat $c/serial)" = "$1" ] && echo /dev/${c##*/} && return; done; echo none; }
+bdf() { c=$(dev "$1"); basename "$(readlink -f /sys/class/nvme/${c##*/}/device)"; }
+"#;
+
+#[test]
+fn linux_binds_both_controllers_and_publishes_the_cmb() {
+    let script = format!(
+        "{DEV}
+n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)
+echo '=== ctrls ==='; for c in /sys/class/nvme/nvme*; do echo \"$(cat $c/serial) $(cat $c/model) $(cat $c/state)\"; done
+echo '=== id-ctrl ==='; nvme id-ctrl $n0 | grep -E '^(sn|mn|mdts|sqes|cqes|nn|oncs|vwc|sgls) '
+echo '=== id-ns ==='; nvme id-ns ${{n0}}n1 | grep -E '^(nsze|ncap|nuse|flbas|lbaf +0) '
+echo '=== smart ==='; nvme smart-log $n1 | grep -E '^(critical_warning|temperature|available_spare |power_cycles|Data Units)'; echo \"smart exit $?\"
+echo '=== errlog ==='; nvme error-log $n1 -e 1 >/dev/null; echo \"error-log exit $?\"
+echo '=== p2pmem ==='; b0=$(bdf P2PVM-NVME0); b1=$(bdf P2PVM-NVME1)
+cat /sys/bus/pci/devices/$b0/p2pmem/size /sys/bus/pci/devices/$b0/p2pmem/published
+[ -e /sys/bus/pci/devices/$b1/p2pmem ] && echo nvme1-has-p2pmem || echo nvme1-none
+echo '=== dmesg ==='; dmesg | grep -E 'nvme|p2p' | grep -iE 'peer-to-peer|CMB|queues'
+dd if=${{n0}}n1 of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
+"
+    );
+    let counters = std::env::temp_dir().join(format!("p2pvm-nvme-sq-{}.json", std::process::id()));
+    let r = guest(&["--counters", counters.to_str().unwrap()], &script);
+    let json = std::fs::read_to_string(&counters).unwrap_or_default();
+    let _ = std::fs::remove_file(&counters);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ctrls = section(&r.stdout, "ctrls");
+    assert!(ctrls.contains("P2PVM-NVME0 p2pvm NVMe CMB live"), "{ctrls}");
+    assert!(ctrls.contains("P2PVM-NVME1 p2pvm NVMe live"), "{ctrls}");
+    let id = section(&r.stdout, "id-ctrl");
+    for want in ["sn        : P2PVM-NVME0", "mdts      : 7", "sqes      : 0x66", "cqes      : 0x44", "nn        : 1"] {
+        assert!(id.contains(want), "{want} in\n{id}");
+    }
+    let ns = section(&r.stdout, "id-ns");
+    // 1 GiB of 512-byte blocks.
+    assert!(ns.contains("nsze    : 0x200000"), "{ns}");
+    assert!(ns.contains("lbads:9"), "{ns}");
+    let smart = section(&r.stdout, "smart");
+    assert!(smart.contains("smart exit 0"), "{smart}");
+    assert!(smart.contains("available_spare"), "{smart}");
+    assert!(section(&r.stdout, "errlog").contains("error-log exit 0"));
+    let p2p: Vec<&str> = section(&r.stdout, "p2pmem").lines().collect();
+    assert_eq!(p2p, ["67108864", "1", "nvme1-none"], "size, published");
+    let dmesg = section(&r.stdout, "dmesg");
+    assert!(dmesg.contains("added peer-to-peer DMA memory"), "{dmesg}");
+    // Linux put nvme0's I/O SQs in its CMB (use_cmb_sqes): every I/O
+    // command was read from there, none fetched from RAM; nvme1's are in RAM.
+    assert_eq!(stat(&json, "nvme0", "sqe_fetch_dma"), 0, "{json}");
+    assert!(stat(&json, "nvme0", "sqe_fetch_cmb") >= 64, "{json}");
+    assert_eq!(stat(&json, "nvme1", "sqe_fetch_cmb"), 0, "{json}");
+    assert!(stat(&json, "nvme1", "sqe_fetch_dma") > 0, "{json}");
+}
+
+/// Device counter `field` of node `name` in a `--counters` file.
+fn stat(json: &str, name: &str, field: &str) -> u64 {
+    let line = json
+        .lines()
+        .find(|l| l.contains(&format!("\"name\": \"{name}\",")))
+        .unwrap_or_else(|| panic!("no node {name} in\n{json}"));
+    let at = line.find(&format!("\"{field}\": ")).expect(field) + field.len() + 4;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn fio(dev: &str, qd: u32) -> String {
+    format!(
+        "fio --name=v --filename={dev} --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+         --size=16m --iodepth={qd} --verify=crc32c --do_verify=1 --output-format=terse >/dev/null \
+         && echo \"fio {dev} qd{qd} ok\""
+    )
+}
+
+#[test]
+fn fio_verifies_on_both_controllers_at_qd1_and_qd32_on_two_vcpus() {
+    let mut script = format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
+    for d in ["${n0}n1", "${n1}n1"] {
+        for qd in [1, 32] {
+            script += &fio(d, qd);
+            script.push('\n');
+        }
+    }
+    let r = guest(&["--cpus", "2"], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = section(&r.stdout, "fio");
+    assert_eq!(out.lines().filter(|l| l.ends_with(" ok")).count(), 4, "{out}");
+}
+
+#[test]
+fn p2p_block_io_through_p2pmem_stays_below_the_switch() {
+    let counters = std::env::temp_dir().join(format!("p2pvm-nvme-{}.json", std::process::id()));
+    // 16 x 128 KiB of random data on nvme1, copied through nvme0's p2pmem
+    // to another place on nvme1: nvme1 writes into nvme0's CMB (read) and
+    // reads from it (write), peer to peer below sw1.
+    let script = format!(
+        "{DEV}set -e
+n1=$(dev P2PVM-NVME1); b0=$(bdf P2PVM-NVME0)
+dd if=/dev/urandom of=/tmp/src bs=128k count=16 2>/dev/null
+dd if=/tmp/src of=${{n1}}n1 bs=128k oflag=direct 2>/dev/null
+echo '=== copy ==='
+p2pvm-p2pmem copy $b0 ${{n1}}n1 0 ${{n1}}n1 0x1000000 0x20000 16
+dd if=${{n1}}n1 bs=128k skip=128 count=16 iflag=direct 2>/dev/null | cmp - /tmp/src && echo same
+"
+    );
+    let r = guest(&["--counters", counters.to_str().unwrap()], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = section(&r.stdout, "copy");
+    assert!(out.contains("copied=2097152"), "{out}");
+    assert!(out.trim_end().ends_with("same"), "{out}");
+    let json = std::fs::read_to_string(&counters).unwrap();
+    let _ = std::fs::remove_file(&counters);
+    let mib = 1 << 20;
+    // nvme1 wrote 2 MiB into nvme0's CMB and read 2 MiB back from it:
+    // both directions of nvme0's link and of both downstream ports.
+    for name in ["nvme0", "sw1-dp0", "sw1-dp1", "nvme1"] {
+        let (up, down) = link_bytes(&json, name);
+        assert!(up >= 2 * mib && down >= 2 * mib, "{name} {up}/{down}\n{json}");
+    }
+    // Down through sw1's upstream link went only RAM to device traffic:
+    // the first dd's 2 MiB and queue entries. Had the P2P payload gone
+    // through the root complex, 4 MiB more would have.
+    for name in ["sw1", "rp1"] {
+        let (_, down) = link_bytes(&json, name);
+        assert!(down < 3 * mib, "{name} down {down}\n{json}");
+    }
+}
+
+/// A topology with one controller on a root port: `extra` goes into its
+/// `[[endpoint]]` table; `tail` after it (namespaces).
+fn one_controller(extra: &str, tail: &str) -> String {
+    format!(
+        "[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n\
+         [[root_port]]\nname = \"rp1\"\n\
+         [[endpoint]]\nname = \"nvme0\"\nparent = \"rp1\"\nkind = \"nvme\"\nserial = \"P2PVM-NVME0\"\n{extra}\n{tail}"
+    )
+}
+
+#[test]
+fn without_wds_linux_keeps_the_cmb_but_does_not_publish_it() {
+    let dir = tempdir("nowds");
+    let topo = dir.join("t.toml");
+    std::fs::write(&topo, one_controller("cmb = { size = \"16M\", wds = false }", "")).unwrap();
+    let script = format!(
+        "{DEV}b=$(bdf P2PVM-NVME0)
+echo '=== p2pmem ==='; cat /sys/bus/pci/devices/$b/p2pmem/size /sys/bus/pci/devices/$b/p2pmem/published"
+    );
+    let r = guest(&["--topology", topo.to_str().unwrap()], &script);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Registered as P2P memory (16 MiB), never published for others to use.
+    let lines: Vec<&str> = section(&r.stdout, "p2pmem").lines().collect();
+    assert_eq!(lines, ["16777216", "0"]);
+}
+
+fn tempdir(what: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("p2pvm-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_file_written_in_the_guest_is_in_the_backing_file_and_survives_a_reboot() {
+    let dir = tempdir("nsfile");
+    let image = dir.join("ns.img");
+    let topo = dir.join("t.toml");
+    let ns = format!(
+        "[[endpoint.namespace]]\nsize = \"64M\"\nlba_size = 4096\nfile = \"{}\"\n",
+        image.display()
+    );
+    std::fs::write(&topo, one_controller("", &ns)).unwrap();
+    // A recognisable 64 KiB payload, generated in the guest from a seed.
+    let make = "i=0; while [ $i -lt 1024 ]; do printf 'p2pvm-line-%059d\\n' $i; i=$((i+1)); done";
+    let first = format!(
+        "{DEV}set -e; d=$(dev P2PVM-NVME0)n1
+cat /sys/block/${{d#/dev/}}/queue/logical_block_size
+mke2fs -F $d >/dev/null && mkdir -p /mnt && mount -t ext2 $d /mnt
+({make}) > /mnt/payload; sync; umount /mnt; echo written"
+    );
+    let r = guest(&["--topology", topo.to_str().unwrap()], &first);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("4096\n"), "{}", r.stdout);
+    // The host's file has the payload's bytes (ext2 keeps a small file's
+    // blocks contiguous), and is sparse-created at the namespace's size.
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(bytes.len(), 64 << 20);
+    let mut payload = String::new();
+    for i in 0..1024 {
+        payload += &format!("p2pvm-line-{i:059}\n");
+    }
+    assert!(
+        bytes.windows(payload.len()).any(|w| w == payload.as_bytes()),
+        "the payload is not in {}",
+        image.display()
+    );
+    // Next boot: still there.
+    let second = format!(
+        "{DEV}set -e; d=$(dev P2PVM-NVME0)n1; mkdir -p /mnt; mount -t ext2 $d /mnt; ({make}) | cmp - /mnt/payload && echo intact"
+    );
+    let r = guest(&["--topology", topo.to_str().unwrap()], &second);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "intact");
+}
