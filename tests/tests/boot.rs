@@ -153,7 +153,13 @@ fn guest_reboot_before_the_command_finishes_is_an_error() {
 fn a_guest_that_never_finishes_fails_at_its_timeout_with_its_console() {
     // `--timeout` is what keeps a CI job from stalling on a hung kernel:
     // the VM is stopped, the error says why and shows the console.
-    let r = p2pvm(&["run", "--timeout", "25", "--exec", "echo started; sleep 1000"]);
+    let r = p2pvm(&[
+        "run",
+        "--timeout",
+        "25",
+        "--exec",
+        "echo started; sleep 1000",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.contains("started"), "{}", r.stdout);
     assert!(
@@ -162,7 +168,11 @@ fn a_guest_that_never_finishes_fails_at_its_timeout_with_its_console() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("--- last console lines ---"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--- last console lines ---"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

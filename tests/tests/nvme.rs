@@ -10,7 +10,7 @@ use common::{guest, link_bytes, section};
 
 /// Shell: `dev SERIAL` prints `/dev/nvmeN` of the controller with that
 /// serial (Linux numbers controllers in probe order, not by BDF).
-const DEV: &str = r#"dev() { for c in /sys/class/nvme/nvme*; do [ "$(cat $c/serial)" = "$1" ] && echo /dev/${c##*/} && return; done; echo none; }
+const DEV: &str = r#"dev() { for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${c##*/} && return; done; echo none; }
 bdf() { c=$(dev "$1"); basename "$(readlink -f /sys/class/nvme/${c##*/}/device)"; }
 "#;
 
@@ -19,10 +19,10 @@ fn linux_binds_both_controllers_and_publishes_the_cmb() {
     let script = format!(
         "{DEV}
 n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)
-echo '=== ctrls ==='; for c in /sys/class/nvme/nvme*; do echo \"$(cat $c/serial) $(cat $c/model) $(cat $c/state)\"; done
+echo '=== ctrls ==='; for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; read -r m < $c/model; echo \"$s|$m|$(cat $c/state)\"; done
 echo '=== id-ctrl ==='; nvme id-ctrl $n0 | grep -E '^(sn|mn|mdts|sqes|cqes|nn|oncs|vwc|sgls) '
 echo '=== id-ns ==='; nvme id-ns ${{n0}}n1 | grep -E '^(nsze|ncap|nuse|flbas|lbaf +0) '
-echo '=== smart ==='; nvme smart-log $n1 | grep -E '^(critical_warning|temperature|available_spare |power_cycles|Data Units)'; echo \"smart exit $?\"
+echo '=== smart ==='; nvme smart-log $n1 | grep -E '^(critical_warning|temperature|available_spare|power_cycles|Data Units)'; echo \"smart exit $?\"
 echo '=== errlog ==='; nvme error-log $n1 -e 1 >/dev/null; echo \"error-log exit $?\"
 echo '=== p2pmem ==='; b0=$(bdf P2PVM-NVME0); b1=$(bdf P2PVM-NVME1)
 cat /sys/bus/pci/devices/$b0/p2pmem/size /sys/bus/pci/devices/$b0/p2pmem/published
@@ -37,10 +37,16 @@ dd if=${{n0}}n1 of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
     let _ = std::fs::remove_file(&counters);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let ctrls = section(&r.stdout, "ctrls");
-    assert!(ctrls.contains("P2PVM-NVME0 p2pvm NVMe CMB live"), "{ctrls}");
-    assert!(ctrls.contains("P2PVM-NVME1 p2pvm NVMe live"), "{ctrls}");
+    assert!(ctrls.contains("P2PVM-NVME0|p2pvm NVMe CMB|live"), "{ctrls}");
+    assert!(ctrls.contains("P2PVM-NVME1|p2pvm NVMe|live"), "{ctrls}");
     let id = section(&r.stdout, "id-ctrl");
-    for want in ["sn        : P2PVM-NVME0", "mdts      : 7", "sqes      : 0x66", "cqes      : 0x44", "nn        : 1"] {
+    for want in [
+        "sn        : P2PVM-NVME0",
+        "mdts      : 7",
+        "sqes      : 0x66",
+        "cqes      : 0x44",
+        "nn        : 1",
+    ] {
         assert!(id.contains(want), "{want} in\n{id}");
     }
     let ns = section(&r.stdout, "id-ns");
@@ -88,7 +94,8 @@ fn fio(dev: &str, qd: u32) -> String {
 
 #[test]
 fn fio_verifies_on_both_controllers_at_qd1_and_qd32_on_two_vcpus() {
-    let mut script = format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
+    let mut script =
+        format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
     for d in ["${n0}n1", "${n1}n1"] {
         for qd in [1, 32] {
             script += &fio(d, qd);
@@ -98,7 +105,11 @@ fn fio_verifies_on_both_controllers_at_qd1_and_qd32_on_two_vcpus() {
     let r = guest(&["--cpus", "2"], &script);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = section(&r.stdout, "fio");
-    assert_eq!(out.lines().filter(|l| l.ends_with(" ok")).count(), 4, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(" ok")).count(),
+        4,
+        "{out}"
+    );
 }
 
 #[test]
@@ -129,7 +140,10 @@ dd if=${{n1}}n1 bs=128k skip=128 count=16 iflag=direct 2>/dev/null | cmp - /tmp/
     // both directions of nvme0's link and of both downstream ports.
     for name in ["nvme0", "sw1-dp0", "sw1-dp1", "nvme1"] {
         let (up, down) = link_bytes(&json, name);
-        assert!(up >= 2 * mib && down >= 2 * mib, "{name} {up}/{down}\n{json}");
+        assert!(
+            up >= 2 * mib && down >= 2 * mib,
+            "{name} {up}/{down}\n{json}"
+        );
     }
     // Down through sw1's upstream link went only RAM to device traffic:
     // the first dd's 2 MiB and queue entries. Had the P2P payload gone
@@ -154,7 +168,11 @@ fn one_controller(extra: &str, tail: &str) -> String {
 fn without_wds_linux_keeps_the_cmb_but_does_not_publish_it() {
     let dir = tempdir("nowds");
     let topo = dir.join("t.toml");
-    std::fs::write(&topo, one_controller("cmb = { size = \"16M\", wds = false }", "")).unwrap();
+    std::fs::write(
+        &topo,
+        one_controller("cmb = { size = \"16M\", wds = false }", ""),
+    )
+    .unwrap();
     let script = format!(
         "{DEV}b=$(bdf P2PVM-NVME0)
 echo '=== p2pmem ==='; cat /sys/bus/pci/devices/$b/p2pmem/size /sys/bus/pci/devices/$b/p2pmem/published"
@@ -183,12 +201,12 @@ fn a_file_written_in_the_guest_is_in_the_backing_file_and_survives_a_reboot() {
         image.display()
     );
     std::fs::write(&topo, one_controller("", &ns)).unwrap();
-    // A recognisable 64 KiB payload, generated in the guest from a seed.
-    let make = "i=0; while [ $i -lt 1024 ]; do printf 'p2pvm-line-%059d\\n' $i; i=$((i+1)); done";
+    // A recognisable 42 KiB payload (fewer than ext2's 12 direct blocks of 4 KiB, so contiguous), generated in the guest from a seed.
+    let make = "i=0; while [ $i -lt 600 ]; do printf 'p2pvm-line-%059d\\n' $i; i=$((i+1)); done";
     let first = format!(
         "{DEV}set -e; d=$(dev P2PVM-NVME0)n1
 cat /sys/block/${{d#/dev/}}/queue/logical_block_size
-mke2fs -F $d >/dev/null && mkdir -p /mnt && mount -t ext2 $d /mnt
+mke2fs -F -b 4096 $d >/dev/null && mkdir -p /mnt && mount -t ext2 $d /mnt
 ({make}) > /mnt/payload; sync; umount /mnt; echo written"
     );
     let r = guest(&["--topology", topo.to_str().unwrap()], &first);
@@ -199,11 +217,13 @@ mke2fs -F $d >/dev/null && mkdir -p /mnt && mount -t ext2 $d /mnt
     let bytes = std::fs::read(&image).unwrap();
     assert_eq!(bytes.len(), 64 << 20);
     let mut payload = String::new();
-    for i in 0..1024 {
+    for i in 0..600 {
         payload += &format!("p2pvm-line-{i:059}\n");
     }
     assert!(
-        bytes.windows(payload.len()).any(|w| w == payload.as_bytes()),
+        bytes
+            .windows(payload.len())
+            .any(|w| w == payload.as_bytes()),
         "the payload is not in {}",
         image.display()
     );

@@ -217,9 +217,7 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
                 "the guest did not end within --timeout {}s",
                 t.as_secs()
             )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                VmExit::Error("all vCPUs stopped".into())
-            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => VmExit::Error("all vCPUs stopped".into()),
         },
     };
     // The device threads end before the final counters are read.

@@ -188,7 +188,13 @@ impl NvmeEngine {
     }
 
     /// A queue in the CMB is allowed only when CMBSZ says so.
-    fn check_cmb_queue(&self, mem: &CtrlMemory<'_>, base: u64, bytes: u64, allowed: u32) -> Result<(), Status> {
+    fn check_cmb_queue(
+        &self,
+        mem: &CtrlMemory<'_>,
+        base: u64,
+        bytes: u64,
+        allowed: u32,
+    ) -> Result<(), Status> {
         let in_cmb = mem.in_cmb(base, bytes as usize).is_some();
         if in_cmb && self.cmb_flags & allowed == 0 {
             return Err(Status::INVALID_USE_OF_CMB);
@@ -201,7 +207,11 @@ impl NvmeEngine {
         let qsize = cmd.cdw10 >> 16;
         let exists = self.st.cqs.get(qid as usize).is_some_and(Option::is_some);
         Self::check_new_queue(qid, qsize, self.st.queues_granted.1, exists)?;
-        let (pc, ien, iv) = (cmd.cdw11 & 1 != 0, cmd.cdw11 & 2 != 0, (cmd.cdw11 >> 16) as u16);
+        let (pc, ien, iv) = (
+            cmd.cdw11 & 1 != 0,
+            cmd.cdw11 & 2 != 0,
+            (cmd.cdw11 >> 16) as u16,
+        );
         let base = cmd.prp1();
         if !pc || (self.st.cc >> cc::IOCQES_SHIFT) & 0xf != 4 {
             return Err(Status::INVALID_FIELD);
@@ -223,7 +233,13 @@ impl NvmeEngine {
         let exists = self.st.sqs.get(qid as usize).is_some_and(Option::is_some);
         Self::check_new_queue(qid, qsize, self.st.queues_granted.0, exists)?;
         let cqid = (cmd.cdw11 >> 16) as u16;
-        if cqid == 0 || self.st.cqs.get(usize::from(cqid)).is_none_or(Option::is_none) {
+        if cqid == 0
+            || self
+                .st
+                .cqs
+                .get(usize::from(cqid))
+                .is_none_or(Option::is_none)
+        {
             return Err(Status::COMPLETION_QUEUE_INVALID);
         }
         let base = cmd.prp1();
@@ -254,7 +270,12 @@ impl NvmeEngine {
         if qid == 0 || self.st.cqs.get(qid).is_none_or(Option::is_none) {
             return Err(Status::INVALID_QUEUE_IDENTIFIER);
         }
-        let used = self.st.sqs.iter().flatten().any(|sq| usize::from(sq.cqid) == qid);
+        let used = self
+            .st
+            .sqs
+            .iter()
+            .flatten()
+            .any(|sq| usize::from(sq.cqid) == qid);
         if used {
             return Err(Status::INVALID_QUEUE_DELETION);
         }

@@ -1,8 +1,8 @@
 //! The controller's config space: header, BARs and capabilities.
 
 use pcie_core::{
-    cap_id, BarKind, ClassCode, CommonHeader, InterruptPin, LinkWidth, Msix,
-    MsixPlacement, PciExpressCapability, PortType, Type0Config, Type0Header,
+    cap_id, BarKind, ClassCode, CommonHeader, InterruptPin, LinkWidth, Msix, MsixPlacement,
+    PciExpressCapability, PortType, Type0Config, Type0Header,
 };
 
 use crate::config::NvmeConfig;

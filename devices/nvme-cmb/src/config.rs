@@ -108,7 +108,10 @@ impl NvmeConfig {
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |m: String| Err(crate::Error::Config(m));
         if !self.serial.is_ascii() || self.serial.len() > 20 {
-            return bad(format!("serial {:?}: up to 20 ASCII characters", self.serial));
+            return bad(format!(
+                "serial {:?}: up to 20 ASCII characters",
+                self.serial
+            ));
         }
         if !self.model.is_ascii() || self.model.len() > 40 {
             return bad(format!("model {:?}: up to 40 ASCII characters", self.model));

@@ -95,7 +95,10 @@ impl NvmeController {
             reg::ACQ => set_lo(&mut r.acq, v & !0xfff),
             o if o == reg::ACQ + 4 => set_hi(&mut r.acq, v),
             reg::CMBMSC if self.cmb.is_some() => {
-                set_lo(&mut r.cmbmsc, v & (cmb::CRE as u32 | cmb::CMSE as u32 | 0xffff_f000));
+                set_lo(
+                    &mut r.cmbmsc,
+                    v & (cmb::CRE as u32 | cmb::CMSE as u32 | 0xffff_f000),
+                );
                 // Controller Memory Space needs the registers enabled.
                 if r.cmbmsc & cmb::CRE == 0 {
                     r.cmbmsc &= !cmb::CMSE;

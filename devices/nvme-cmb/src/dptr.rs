@@ -42,7 +42,9 @@ pub fn scatter(mem: &dyn BusMemory, segs: &[Segment], buf: &[u8]) -> Result<(), 
         if done >= buf.len() {
             break;
         }
-        let n = usize::try_from(s.len).unwrap_or(usize::MAX).min(buf.len() - done);
+        let n = usize::try_from(s.len)
+            .unwrap_or(usize::MAX)
+            .min(buf.len() - done);
         if !s.bit_bucket {
             mem.write(s.addr, &buf[done..done + n])
                 .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
@@ -67,7 +69,9 @@ pub fn gather(mem: &dyn BusMemory, segs: &[Segment], buf: &mut [u8]) -> Result<(
         if s.bit_bucket {
             return Err(Status::SGL_DESCRIPTOR_TYPE_INVALID);
         }
-        let n = usize::try_from(s.len).unwrap_or(usize::MAX).min(buf.len() - done);
+        let n = usize::try_from(s.len)
+            .unwrap_or(usize::MAX)
+            .min(buf.len() - done);
         mem.read(s.addr, &mut buf[done..done + n])
             .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
         done += n;

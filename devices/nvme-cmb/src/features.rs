@@ -85,7 +85,11 @@ impl Features {
                     return Err(Status::INVALID_FIELD);
                 }
                 let under = (cdw11 >> 20) & 3 == 1;
-                let t = if under { self.temp_under } else { self.temp_over };
+                let t = if under {
+                    self.temp_under
+                } else {
+                    self.temp_over
+                };
                 u32::from(t) | (cdw11 & 0x003f_0000)
             }
             fid::ERROR_RECOVERY => self.error_recovery,

@@ -47,7 +47,10 @@ impl NvmeEngine {
     /// The namespace and byte range of a Read/Write/Compare/Write Zeroes
     /// command: SLBA in dwords 10-11, NLB (0-based) in dword 12.
     fn range(&self, cmd: &Command) -> Result<(Arc<Namespace>, u64, u64), Status> {
-        let ns = self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone();
+        let ns = self
+            .namespace(cmd.nsid)
+            .ok_or(Status::INVALID_NAMESPACE)?
+            .clone();
         let slba = u64::from(cmd.cdw10) | (u64::from(cmd.cdw11) << 32);
         let nlb = u64::from(cmd.cdw12 & 0xffff) + 1;
         let end = slba.checked_add(nlb).ok_or(Status::LBA_OUT_OF_RANGE)?;
@@ -60,7 +63,12 @@ impl NvmeEngine {
 
     /// Data in the controller's own CMB is allowed only where CMBSZ says
     /// (RDS for data the controller writes, WDS for data it reads).
-    fn check_cmb_data(&self, mem: &CtrlMemory<'_>, segs: &[Segment], to_host: bool) -> Result<(), Status> {
+    fn check_cmb_data(
+        &self,
+        mem: &CtrlMemory<'_>,
+        segs: &[Segment],
+        to_host: bool,
+    ) -> Result<(), Status> {
         let need = if to_host { cmb::RDS } else { cmb::WDS };
         if self.cmb_flags & need != 0 {
             return Ok(());
@@ -74,7 +82,12 @@ impl NvmeEngine {
         Ok(())
     }
 
-    fn segments(&self, mem: &CtrlMemory<'_>, cmd: &Command, len: u64) -> Result<Vec<Segment>, Status> {
+    fn segments(
+        &self,
+        mem: &CtrlMemory<'_>,
+        cmd: &Command,
+        len: u64,
+    ) -> Result<Vec<Segment>, Status> {
         if len > MAX_TRANSFER {
             return Err(Status::INVALID_FIELD);
         }
@@ -142,7 +155,10 @@ impl NvmeEngine {
         let all: Vec<Arc<Namespace>> = if cmd.nsid == 0xffff_ffff {
             self.ns.clone()
         } else {
-            vec![self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone()]
+            vec![self
+                .namespace(cmd.nsid)
+                .ok_or(Status::INVALID_NAMESPACE)?
+                .clone()]
         };
         for ns in all {
             ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
@@ -158,7 +174,10 @@ impl NvmeEngine {
     /// Dataset Management: with Deallocate, every range reads zeroes
     /// afterwards; the other attributes are hints and are ignored.
     fn dsm(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<(), Status> {
-        let ns = self.namespace(cmd.nsid).ok_or(Status::INVALID_NAMESPACE)?.clone();
+        let ns = self
+            .namespace(cmd.nsid)
+            .ok_or(Status::INVALID_NAMESPACE)?
+            .clone();
         let ranges = (cmd.cdw10 & 0xff) as usize + 1;
         let mut list = vec![0u8; ranges * 16];
         let segs = self.segments(mem, cmd, list.len() as u64)?;

@@ -33,7 +33,13 @@ pub fn prp_segments(
     if left == 0 {
         return Ok(segs);
     }
-    let aligned = |p: u64| if p % page_size == 0 { Ok(p) } else { Err(Status::PRP_OFFSET_INVALID) };
+    let aligned = |p: u64| {
+        if p % page_size == 0 {
+            Ok(p)
+        } else {
+            Err(Status::PRP_OFFSET_INVALID)
+        }
+    };
     if left <= page_size {
         push(&mut segs, aligned(prp2)?, left, false);
         return Ok(segs);
@@ -57,7 +63,8 @@ pub fn prp_segments(
         };
         entries.resize(take, 0u64);
         let mut raw = vec![0u8; take * 8];
-        mem.read(list, &mut raw).map_err(|_| Status::DATA_TRANSFER_ERROR)?;
+        mem.read(list, &mut raw)
+            .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
         for (e, b) in entries.iter_mut().zip(raw.chunks_exact(8)) {
             *e = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         }

@@ -39,7 +39,11 @@ fn decode(d: &[u8]) -> Result<(u8, u64, u64), Status> {
 /// descriptors become segments, Segment and Last Segment descriptors are
 /// followed (one read per segment list). Fewer data bytes than `len` is
 /// DATA_SGL_LENGTH_INVALID; more are cut at `len`.
-pub fn sgl_segments(mem: &dyn BusMemory, sgl1: &[u8; 16], len: u64) -> Result<Vec<Segment>, Status> {
+pub fn sgl_segments(
+    mem: &dyn BusMemory,
+    sgl1: &[u8; 16],
+    len: u64,
+) -> Result<Vec<Segment>, Status> {
     let mut segs = Vec::new();
     let mut have = 0u64;
     let mut seen = 0usize;
@@ -72,7 +76,8 @@ pub fn sgl_segments(mem: &dyn BusMemory, sgl1: &[u8; 16], len: u64) -> Result<Ve
             return Err(Status::INVALID_SGL_DESCRIPTOR_COUNT);
         }
         let mut raw = vec![0u8; count * DESCRIPTOR_SIZE];
-        mem.read(addr, &mut raw).map_err(|_| Status::DATA_TRANSFER_ERROR)?;
+        mem.read(addr, &mut raw)
+            .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
         for (i, d) in raw.chunks_exact(DESCRIPTOR_SIZE).enumerate() {
             let (t, a, n) = decode(d)?;
             match t {

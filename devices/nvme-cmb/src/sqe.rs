@@ -139,16 +139,28 @@ impl Command {
     /// PRP Entry 1.
     pub fn prp1(&self) -> u64 {
         u64::from_le_bytes([
-            self.dptr[0], self.dptr[1], self.dptr[2], self.dptr[3], self.dptr[4], self.dptr[5],
-            self.dptr[6], self.dptr[7],
+            self.dptr[0],
+            self.dptr[1],
+            self.dptr[2],
+            self.dptr[3],
+            self.dptr[4],
+            self.dptr[5],
+            self.dptr[6],
+            self.dptr[7],
         ])
     }
 
     /// PRP Entry 2.
     pub fn prp2(&self) -> u64 {
         u64::from_le_bytes([
-            self.dptr[8], self.dptr[9], self.dptr[10], self.dptr[11], self.dptr[12],
-            self.dptr[13], self.dptr[14], self.dptr[15],
+            self.dptr[8],
+            self.dptr[9],
+            self.dptr[10],
+            self.dptr[11],
+            self.dptr[12],
+            self.dptr[13],
+            self.dptr[14],
+            self.dptr[15],
         ])
     }
 

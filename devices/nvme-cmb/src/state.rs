@@ -150,7 +150,9 @@ impl Shared {
     /// Forgets every doorbell value (controller reset).
     pub(crate) fn clear_doorbells(&self) {
         self.rung.iter().for_each(|r| r.store(0, Ordering::Release));
-        self.doorbell.iter().for_each(|d| d.store(0, Ordering::Release));
+        self.doorbell
+            .iter()
+            .for_each(|d| d.store(0, Ordering::Release));
     }
 }
 

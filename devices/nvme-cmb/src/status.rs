@@ -118,6 +118,12 @@ impl Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SCT {:#x} SC {:#04x}{}", self.sct, self.sc, if self.dnr { " DNR" } else { "" })
+        write!(
+            f,
+            "SCT {:#x} SC {:#04x}{}",
+            self.sct,
+            self.sc,
+            if self.dnr { " DNR" } else { "" }
+        )
     }
 }

@@ -37,7 +37,12 @@ fn write_then_read_with_prp1_prp2_and_a_prp_list() {
     assert!(w.status.is_success(), "{}", w.status);
     // A list: 16 KiB into four scattered pages (PRP1 + a list of three).
     let four = pattern(16384, 3);
-    let pages = [DATA + 0x20000, DATA + 0x40000, DATA + 0x22000, DATA + 0x31000];
+    let pages = [
+        DATA + 0x20000,
+        DATA + 0x40000,
+        DATA + 0x22000,
+        DATA + 0x31000,
+    ];
     let mut list = Vec::new();
     for (i, p) in pages.iter().enumerate() {
         r.poke(*p, &four[i * 4096..(i + 1) * 4096]);
@@ -52,7 +57,12 @@ fn write_then_read_with_prp1_prp2_and_a_prp_list() {
     let rd = r.exec(1, 1, rw(false, 100, 8, prp(DATA + 0x60000, 0)));
     assert!(rd.status.is_success());
     assert_eq!(r.peek(DATA + 0x60000, 4096), two);
-    let back = [DATA + 0x70000, DATA + 0x71000, DATA + 0x72000, DATA + 0x73000];
+    let back = [
+        DATA + 0x70000,
+        DATA + 0x71000,
+        DATA + 0x72000,
+        DATA + 0x73000,
+    ];
     let list: Vec<u8> = back[1..].iter().flat_map(|p| p.to_le_bytes()).collect();
     r.poke(PRP_LISTS + 0x1000, &list);
     let rd = r.exec(1, 1, rw(false, 200, 32, prp(back[0], PRP_LISTS + 0x1000)));
@@ -129,7 +139,10 @@ fn peer_to_peer_read_into_the_other_controllers_cmb() {
     r.ready(1);
     let data = pattern(4096, 7);
     r.poke(DATA, &data);
-    assert!(r.exec(1, 1, rw(true, 5, 8, prp(DATA, 0))).status.is_success());
+    assert!(r
+        .exec(1, 1, rw(true, 5, 8, prp(DATA, 0)))
+        .status
+        .is_success());
     // Controller 1 reads its namespace into controller 0's CMB: a peer write.
     let cqe = r.exec(1, 1, rw(false, 5, 8, prp(cmb + 0x4000, 0)));
     assert!(cqe.status.is_success(), "{}", cqe.status);
@@ -156,27 +169,46 @@ fn errors_get_their_spec_status_and_an_error_log_entry() {
     r.ready(1);
     let blocks = NS_SIZE / 512;
     let st = |cmd| r.exec(1, 1, cmd).status;
-    assert_eq!(st(rw(false, blocks, 1, prp(DATA, 0))), Status::LBA_OUT_OF_RANGE);
-    assert_eq!(st(rw(false, blocks - 1, 2, prp(DATA, 0))), Status::LBA_OUT_OF_RANGE);
-    assert_eq!(st(rw(false, u64::MAX, 1, prp(DATA, 0))), Status::LBA_OUT_OF_RANGE);
+    assert_eq!(
+        st(rw(false, blocks, 1, prp(DATA, 0))),
+        Status::LBA_OUT_OF_RANGE
+    );
+    assert_eq!(
+        st(rw(false, blocks - 1, 2, prp(DATA, 0))),
+        Status::LBA_OUT_OF_RANGE
+    );
+    assert_eq!(
+        st(rw(false, u64::MAX, 1, prp(DATA, 0))),
+        Status::LBA_OUT_OF_RANGE
+    );
     let mut bad_ns = rw(false, 0, 1, prp(DATA, 0));
     bad_ns.nsid = 9;
     assert_eq!(st(bad_ns), Status::INVALID_NAMESPACE);
-    assert_eq!(st(rw(false, 0, 1, prp(DATA + 2, 0))), Status::PRP_OFFSET_INVALID);
+    assert_eq!(
+        st(rw(false, 0, 1, prp(DATA + 2, 0))),
+        Status::PRP_OFFSET_INVALID
+    );
     // Past guest RAM: the router's Unsupported Request is a data error.
-    assert_eq!(st(rw(false, 0, 1, prp(0x1_0000_0000, 0))), Status::DATA_TRANSFER_ERROR);
+    assert_eq!(
+        st(rw(false, 0, 1, prp(0x1_0000_0000, 0))),
+        Status::DATA_TRANSFER_ERROR
+    );
     let mut op = rw(false, 0, 1, prp(DATA, 0));
     op.opcode = 0x7e;
     assert_eq!(st(op), Status::INVALID_OPCODE);
     // More than MDTS (512 KiB).
     assert_eq!(st(rw(false, 0, 2048, prp(DATA, 0))), Status::INVALID_FIELD);
     // The error log has them, newest first.
-    let cqe = r.exec(1, 0, Command {
-        opcode: admin_op::GET_LOG_PAGE,
-        dptr: prp(DATA + 0x8000, 0),
-        cdw10: 1 | ((64 * 8 / 4 - 1) << 16),
-        ..Command::default()
-    });
+    let cqe = r.exec(
+        1,
+        0,
+        Command {
+            opcode: admin_op::GET_LOG_PAGE,
+            dptr: prp(DATA + 0x8000, 0),
+            cdw10: 1 | ((64 * 8 / 4 - 1) << 16),
+            ..Command::default()
+        },
+    );
     assert!(cqe.status.is_success());
     let log = r.peek(DATA + 0x8000, 64);
     let count = u64::from_le_bytes(log[0..8].try_into().unwrap());
@@ -191,7 +223,10 @@ fn compare_write_zeroes_and_deallocate() {
     r.ready(1);
     let data = pattern(4096, 4);
     r.poke(DATA, &data);
-    assert!(r.exec(1, 1, rw(true, 0, 8, prp(DATA, 0))).status.is_success());
+    assert!(r
+        .exec(1, 1, rw(true, 0, 8, prp(DATA, 0)))
+        .status
+        .is_success());
     let mut cmp = rw(true, 0, 8, prp(DATA, 0));
     cmp.opcode = 0x05;
     assert!(r.exec(1, 1, cmp).status.is_success());
@@ -206,7 +241,10 @@ fn compare_write_zeroes_and_deallocate() {
         ..Command::default()
     };
     assert!(r.exec(1, 1, wz).status.is_success());
-    assert!(r.exec(1, 1, rw(false, 0, 8, prp(DATA + 0x4000, 0))).status.is_success());
+    assert!(r
+        .exec(1, 1, rw(false, 0, 8, prp(DATA + 0x4000, 0)))
+        .status
+        .is_success());
     let back = r.peek(DATA + 0x4000, 4096);
     assert_eq!(back[..1024], data[..1024]);
     assert!(back[1024..2048].iter().all(|&b| b == 0));
@@ -224,7 +262,10 @@ fn compare_write_zeroes_and_deallocate() {
         ..Command::default()
     };
     assert!(r.exec(1, 1, dsm).status.is_success());
-    assert!(r.exec(1, 1, rw(false, 0, 2, prp(DATA + 0x4000, 0))).status.is_success());
+    assert!(r
+        .exec(1, 1, rw(false, 0, 2, prp(DATA + 0x4000, 0)))
+        .status
+        .is_success());
     assert!(r.peek(DATA + 0x4000, 1024).iter().all(|&b| b == 0));
 }
 
@@ -232,10 +273,14 @@ fn compare_write_zeroes_and_deallocate() {
 fn bad_doorbells_raise_an_async_event_and_the_next_command_works() {
     let r = Rig::new();
     r.ready(1);
-    let aer = r.submit(1, 0, Command {
-        opcode: admin_op::ASYNC_EVENT_REQUEST,
-        ..Command::default()
-    });
+    let aer = r.submit(
+        1,
+        0,
+        Command {
+            opcode: admin_op::ASYNC_EVENT_REQUEST,
+            ..Command::default()
+        },
+    );
     r.run(1);
     assert_eq!(r.reap(1, 0), None, "held until an event");
     // A doorbell for queue 9, which does not exist.
@@ -243,7 +288,11 @@ fn bad_doorbells_raise_an_async_event_and_the_next_command_works() {
     r.run(1);
     let ev = r.reap(1, 0).expect("the event");
     assert_eq!(ev.cid, aer);
-    assert_eq!(ev.dw0 & 0xff_ffff, 0x01_00_00, "error event, invalid doorbell register, log 1");
+    assert_eq!(
+        ev.dw0 & 0xff_ffff,
+        0x01_00_00,
+        "error event, invalid doorbell register, log 1"
+    );
     // A tail past the end of SQ 1 (32 entries) is an invalid value; it is
     // ignored, and the queue keeps working.
     r.write32(1, reg::DOORBELLS + 8, 40);

@@ -4,7 +4,7 @@
 use nvme_cmb::namespace::{BackingKind, NamespaceConfig};
 use nvme_cmb::{CmbConfig, CmbFlags, NvmeConfig};
 
-use super::{EndpointKind, Endpoint};
+use super::{Endpoint, EndpointKind};
 use crate::cli::parse_size;
 
 /// The default namespace of a bare `kind = "nvme"`: 1 GiB of RAM.
@@ -12,10 +12,8 @@ const DEFAULT_NS_SIZE: u64 = 1 << 30;
 
 /// Checks the fields that belong to one kind only.
 pub(super) fn check_fields(ep: &Endpoint) -> Result<(), String> {
-    let nvme_only = ep.serial.is_some()
-        || ep.model.is_some()
-        || ep.cmb.is_some()
-        || !ep.namespace.is_empty();
+    let nvme_only =
+        ep.serial.is_some() || ep.model.is_some() || ep.cmb.is_some() || !ep.namespace.is_empty();
     match ep.kind {
         EndpointKind::Test if nvme_only => {
             Err("serial, model, cmb and namespace are for kind = \"nvme\"".into())
@@ -59,7 +57,10 @@ pub fn nvme_config(ep: &Endpoint, cntlid: u16) -> Result<NvmeConfig, String> {
         let what = |m: String| format!("namespace {}: {m}", i + 1);
         let size = parse_size(&ns.size).map_err(what)?;
         if ns.lba_size != 512 && ns.lba_size != 4096 {
-            return Err(what(format!("lba_size {} must be 512 or 4096", ns.lba_size)));
+            return Err(what(format!(
+                "lba_size {} must be 512 or 4096",
+                ns.lba_size
+            )));
         }
         if size == 0 || size % u64::from(ns.lba_size) != 0 {
             return Err(what(format!(
@@ -86,7 +87,10 @@ pub fn nvme_config(ep: &Endpoint, cntlid: u16) -> Result<NvmeConfig, String> {
     let cfg = NvmeConfig {
         link: (crate::fabric::speed(ep.link.speed), ep.link.width),
         serial,
-        model: ep.model.clone().unwrap_or_else(|| NvmeConfig::default().model),
+        model: ep
+            .model
+            .clone()
+            .unwrap_or_else(|| NvmeConfig::default().model),
         cmb,
         namespaces,
         cntlid,

@@ -159,14 +159,26 @@ impl Rig {
     /// without; `cfgs` overrides both configurations when given.
     pub fn with(cfgs: [NvmeConfig; 2]) -> Rig {
         use NodeKind::*;
-        let fabric = Arc::new(Fabric::new(vec![(0, RAM_SIZE as u64)], RcP2pPolicy::Forward));
+        let fabric = Arc::new(Fabric::new(
+            vec![(0, RAM_SIZE as u64)],
+            RcP2pPolicy::Forward,
+        ));
         let ram = Arc::new(VecRam(Mutex::new(vec![0; RAM_SIZE])));
         let irqs = Arc::new(Recorder::default());
         assert!(fabric.set_interrupt_sink(irqs.clone()));
         let f = &fabric;
-        let rp = f.add(None, 1, 0, "rp", RootPort, port(PortKind::RootPort, 1)).unwrap();
+        let rp = f
+            .add(None, 1, 0, "rp", RootPort, port(PortKind::RootPort, 1))
+            .unwrap();
         let usp = f
-            .add(Some(rp), 0, 0, "usp", SwitchUpstream, port(PortKind::SwitchUpstream, 0))
+            .add(
+                Some(rp),
+                0,
+                0,
+                "usp",
+                SwitchUpstream,
+                port(PortKind::SwitchUpstream, 0),
+            )
             .unwrap();
         let mut ctrls = Vec::new();
         for (i, cfg) in cfgs.into_iter().enumerate() {
@@ -222,7 +234,9 @@ impl Rig {
     }
 
     pub fn write32(&self, c: usize, off: u64, v: u32) {
-        assert!(self.fabric.mmio_write(self.bar(c, 0) + off, &v.to_le_bytes()));
+        assert!(self
+            .fabric
+            .mmio_write(self.bar(c, 0) + off, &v.to_le_bytes()));
     }
 
     pub fn write64(&self, c: usize, off: u64, v: u64) {
@@ -346,21 +360,29 @@ impl Rig {
     pub fn create_io_queue(&self, c: usize, qid: u16, entries: u32, sq: u64, cq: u64) {
         use nvme_cmb::sqe::admin_op;
         let q = u32::from(qid) | ((entries - 1) << 16);
-        let cqe = self.exec(c, 0, Command {
-            opcode: admin_op::CREATE_IO_CQ,
-            dptr: prp(cq, 0),
-            cdw10: q,
-            cdw11: 1 | 2 | (u32::from(qid) << 16),
-            ..Command::default()
-        });
+        let cqe = self.exec(
+            c,
+            0,
+            Command {
+                opcode: admin_op::CREATE_IO_CQ,
+                dptr: prp(cq, 0),
+                cdw10: q,
+                cdw11: 1 | 2 | (u32::from(qid) << 16),
+                ..Command::default()
+            },
+        );
         assert!(cqe.status.is_success(), "create CQ: {}", cqe.status);
-        let cqe = self.exec(c, 0, Command {
-            opcode: admin_op::CREATE_IO_SQ,
-            dptr: prp(sq, 0),
-            cdw10: q,
-            cdw11: 1 | (u32::from(qid) << 16),
-            ..Command::default()
-        });
+        let cqe = self.exec(
+            c,
+            0,
+            Command {
+                opcode: admin_op::CREATE_IO_SQ,
+                dptr: prp(sq, 0),
+                cdw10: q,
+                cdw11: 1 | (u32::from(qid) << 16),
+                ..Command::default()
+            },
+        );
         assert!(cqe.status.is_success(), "create SQ: {}", cqe.status);
         self.ctrls[c].queues.lock().unwrap()[usize::from(qid)] = Some(HostQueue {
             sq,
@@ -404,5 +426,7 @@ pub fn rw(write: bool, slba: u64, blocks: u32, dptr: [u8; 16]) -> Command {
 
 /// `len` bytes of a recognisable pattern.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 9) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 9) as u8)
+        .collect()
 }

@@ -15,7 +15,7 @@
 //!     CPU copies of LEN bytes into a p2pmem mapping and into RAM, each
 //!     ROUNDS times: `p2pmem_mb_per_s=… ram_mb_per_s=…`.
 //! ```
-//! PROVIDER is a BDF `bb:dd.f` (domain 0); offsets and sizes take 0x
+//! PROVIDER is a BDF, `bb:dd.f` (domain 0) or `dddd:bb:dd.f`; offsets and sizes take 0x
 //! for hex and must be multiples of 4096.
 
 use std::ffi::CString;
@@ -32,7 +32,13 @@ struct Map {
 impl Map {
     /// `len` bytes of p2pmem from `provider`'s allocator.
     fn p2pmem(provider: &str, len: usize) -> Result<Map> {
-        let path = format!("/sys/bus/pci/devices/0000:{provider}/p2pmem/allocate");
+        // `bb:dd.f` or, as sysfs names it, `dddd:bb:dd.f`.
+        let full = if provider.matches(':').count() == 2 {
+            provider.to_string()
+        } else {
+            format!("0000:{provider}")
+        };
+        let path = format!("/sys/bus/pci/devices/{full}/p2pmem/allocate");
         let fd = open(&path, libc::O_RDWR)?;
         let m = Map::new(fd, len);
         // SAFETY: fd is ours; the mapping keeps its own reference.
@@ -115,7 +121,9 @@ fn rw(fd: RawFd, buf: *mut u8, len: usize, off: u64, write: bool, what: &str) ->
         return Err(Error::new(e.kind(), format!("{what} at {off:#x}: {e}")));
     }
     if n as usize != len {
-        return Err(Error::other(format!("{what} at {off:#x}: {n} of {len} bytes")));
+        return Err(Error::other(format!(
+            "{what} at {off:#x}: {n} of {len} bytes"
+        )));
     }
     Ok(())
 }
@@ -140,7 +148,10 @@ fn page_multiple(what: &str, v: u64) -> Result<usize> {
 
 fn copy(a: &[String]) -> Result<()> {
     let [provider, src, src_off, dst, dst_off, chunk, count] = a else {
-        return Err(Error::new(ErrorKind::InvalidInput, "copy PROVIDER SRC SRC_OFF DST DST_OFF CHUNK COUNT"));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "copy PROVIDER SRC SRC_OFF DST DST_OFF CHUNK COUNT",
+        ));
     };
     let chunk = page_multiple("CHUNK", num(chunk)?)?;
     let (src_off, dst_off, count) = (num(src_off)?, num(dst_off)?, num(count)?);
@@ -160,9 +171,28 @@ fn copy(a: &[String]) -> Result<()> {
     let mut b_buf = Map::ram(chunk)?;
     for i in 0..count {
         let step = i * chunk as u64;
-        rw(sfd, a_buf.slice_mut().as_mut_ptr(), chunk, src_off + step, false, "read back SRC")?;
-        rw(dfd, b_buf.slice_mut().as_mut_ptr(), chunk, dst_off + step, false, "read back DST")?;
-        if let Some(at) = a_buf.slice().iter().zip(b_buf.slice()).position(|(x, y)| x != y) {
+        rw(
+            sfd,
+            a_buf.slice_mut().as_mut_ptr(),
+            chunk,
+            src_off + step,
+            false,
+            "read back SRC",
+        )?;
+        rw(
+            dfd,
+            b_buf.slice_mut().as_mut_ptr(),
+            chunk,
+            dst_off + step,
+            false,
+            "read back DST",
+        )?;
+        if let Some(at) = a_buf
+            .slice()
+            .iter()
+            .zip(b_buf.slice())
+            .position(|(x, y)| x != y)
+        {
             eprintln!("mismatch in chunk {i} at byte {at:#x}");
             std::process::exit(1);
         }
@@ -177,7 +207,10 @@ fn copy(a: &[String]) -> Result<()> {
 
 fn memcpy(a: &[String]) -> Result<()> {
     let [provider, len, rounds] = a else {
-        return Err(Error::new(ErrorKind::InvalidInput, "memcpy PROVIDER LEN ROUNDS"));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "memcpy PROVIDER LEN ROUNDS",
+        ));
     };
     let len = page_multiple("LEN", num(len)?)?;
     let rounds = num(rounds)?.max(1);
@@ -185,7 +218,7 @@ fn memcpy(a: &[String]) -> Result<()> {
     for (i, b) in src.slice_mut().iter_mut().enumerate() {
         *b = (i * 7 + 3) as u8;
     }
-    let mut rate = |dst: &mut Map| {
+    let rate = |dst: &mut Map| {
         let t = Instant::now();
         for _ in 0..rounds {
             dst.slice_mut().copy_from_slice(src.slice());
@@ -208,7 +241,10 @@ fn main() {
     let r = match args.first().map(String::as_str) {
         Some("copy") => copy(&args[1..]),
         Some("memcpy") => memcpy(&args[1..]),
-        _ => Err(Error::new(ErrorKind::InvalidInput, "usage: p2pvm-p2pmem copy|memcpy … (see the source)")),
+        _ => Err(Error::new(
+            ErrorKind::InvalidInput,
+            "usage: p2pvm-p2pmem copy|memcpy … (see the source)",
+        )),
     };
     if let Err(e) = r {
         eprintln!("p2pvm-p2pmem: {e}");
