@@ -216,7 +216,7 @@ impl NvmeEngine {
         if !pc || (self.st.cc >> cc::IOCQES_SHIFT) & 0xf != 4 {
             return Err(Status::INVALID_FIELD);
         }
-        if base % self.st.page_size != 0 {
+        if !base.is_multiple_of(self.st.page_size) {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         if iv >= crate::caps::MSIX_VECTORS {
@@ -246,7 +246,7 @@ impl NvmeEngine {
         if cmd.cdw11 & 1 == 0 || (self.st.cc >> cc::IOSQES_SHIFT) & 0xf != 6 {
             return Err(Status::INVALID_FIELD);
         }
-        if base % self.st.page_size != 0 {
+        if !base.is_multiple_of(self.st.page_size) {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         self.check_cmb_queue(mem, base, u64::from(qsize + 1) * 64, cmb::SQS)?;

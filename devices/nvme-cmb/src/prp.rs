@@ -24,6 +24,9 @@ pub fn prp_segments(
     if len == 0 {
         return Ok(segs);
     }
+    if page_size < 8 || !page_size.is_power_of_two() {
+        return Err(Status::INVALID_FIELD);
+    }
     if prp1 & 3 != 0 {
         return Err(Status::PRP_OFFSET_INVALID);
     }
@@ -34,7 +37,7 @@ pub fn prp_segments(
         return Ok(segs);
     }
     let aligned = |p: u64| {
-        if p % page_size == 0 {
+        if p.is_multiple_of(page_size) {
             Ok(p)
         } else {
             Err(Status::PRP_OFFSET_INVALID)

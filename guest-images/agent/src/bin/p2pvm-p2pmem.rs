@@ -137,7 +137,7 @@ fn num(s: &str) -> Result<u64> {
 }
 
 fn page_multiple(what: &str, v: u64) -> Result<usize> {
-    if v == 0 || v % 4096 != 0 {
+    if v == 0 || !v.is_multiple_of(4096) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             format!("{what} {v:#x} must be a non-zero multiple of 4096"),
