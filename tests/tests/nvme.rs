@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{guest, link_bytes, section};
+use common::{counter as stat, guest, link_bytes, section};
 
 /// Shell: `dev SERIAL` prints `/dev/nvmeN` of the controller with that
 /// serial (Linux numbers controllers in probe order, not by BDF).
@@ -67,21 +67,6 @@ dd if=${{n0}}n1 of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
     assert!(stat(&json, "nvme0", "sqe_fetch_cmb") >= 64, "{json}");
     assert_eq!(stat(&json, "nvme1", "sqe_fetch_cmb"), 0, "{json}");
     assert!(stat(&json, "nvme1", "sqe_fetch_dma") > 0, "{json}");
-}
-
-/// Device counter `field` of node `name` in a `--counters` file.
-fn stat(json: &str, name: &str, field: &str) -> u64 {
-    let line = json
-        .lines()
-        .find(|l| l.contains(&format!("\"name\": \"{name}\",")))
-        .unwrap_or_else(|| panic!("no node {name} in\n{json}"));
-    let at = line.find(&format!("\"{field}\": ")).expect(field) + field.len() + 4;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn fio(dev: &str, qd: u32) -> String {

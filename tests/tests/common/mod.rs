@@ -102,20 +102,25 @@ pub fn section<'a>(out: &'a str, name: &str) -> &'a str {
     &rest[..end]
 }
 
-/// `(up_bytes, down_bytes)` of `name`'s link in a `--counters` file.
-pub fn link_bytes(json: &str, name: &str) -> (u64, u64) {
+/// Number field `field` of node `name` in a `--counters` file.
+pub fn counter(json: &str, name: &str, field: &str) -> u64 {
     let line = json
         .lines()
         .find(|l| l.contains(&format!("\"name\": \"{name}\",")))
-        .unwrap_or_else(|| panic!("no link {name} in\n{json}"));
-    let field = |f: &str| -> u64 {
-        let at = line.find(&format!("\"{f}\": ")).expect(f) + f.len() + 4;
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (field("up_bytes"), field("down_bytes"))
+        .unwrap_or_else(|| panic!("no node {name} in\n{json}"));
+    let at = line.find(&format!("\"{field}\": ")).expect(field) + field.len() + 4;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `(up_bytes, down_bytes)` of `name`'s link in a `--counters` file.
+pub fn link_bytes(json: &str, name: &str) -> (u64, u64) {
+    (
+        counter(json, name, "up_bytes"),
+        counter(json, name, "down_bytes"),
+    )
 }
