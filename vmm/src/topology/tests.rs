@@ -15,8 +15,11 @@ fn default_parses_and_places_a_switch_below_root_port_1() {
     let names: Vec<_> = l.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["rp1", "rp2", "sw1", "sw1-dp0", "sw1-dp1", "sw1-dp2"]
+        ["rp1", "rp2", "sw1", "sw1-dp0", "sw1-dp1", "sw1-dp2", "nvme0", "nvme1"]
     );
+    // The controllers sit below the first two downstream ports.
+    assert_eq!(l[6].parent, Some(3));
+    assert_eq!(l[7].parent, Some(4));
     assert_eq!(l[2].parent, Some(0));
     assert_eq!((l[5].parent, l[5].device), (Some(2), 2));
     assert_eq!(l[1].device, 2);
