@@ -135,7 +135,7 @@ impl NvmeEngine {
             if nsq == 0xffff || ncq == 0xffff {
                 return Err(Status::INVALID_FIELD);
             }
-            if self.st.sqs.iter().skip(1).chain(&[]).any(Option::is_some)
+            if self.st.sqs.iter().skip(1).any(Option::is_some)
                 || self.st.cqs.iter().skip(1).any(Option::is_some)
             {
                 return Err(Status::COMMAND_SEQUENCE_ERROR);
