@@ -10,6 +10,7 @@ use pcie_core::{DeviceWorker, PciFunction};
 use pcie_core::{DmaHandle, Fabric, GuestRam, LinkSpeed, NodeId, NodeKind, RcP2pPolicy};
 use pcie_switch::{AcsConfig, BridgeConfig, HostBridge, HostBridgeConfig, PciBridge, PortKind};
 
+use crate::devices::barmap::FollowerSlot;
 use crate::devices::worker::DeviceThread;
 use crate::error::{Error, Result};
 use crate::layout::{mmio64_aperture, MMIO32_SIZE, MMIO32_START, PCI_IO_END, PCI_IO_START};
@@ -37,6 +38,8 @@ pub struct VmFabric {
     pub report: EnumerationReport,
     /// The devices' workers, with their node, not started yet.
     pub threads: Vec<(NodeId, DeviceThread)>,
+    /// Where the devices' doorbell switches find the VM's BAR follower.
+    pub bells: FollowerSlot,
 }
 
 /// Guest RAM that refuses every access: for validating a topology before
@@ -149,6 +152,7 @@ pub fn build(
     let mut nodes = vec![("host-bridge".to_string(), host)];
     let mut slot: u16 = 0;
     let mut threads = Vec::new();
+    let bells = FollowerSlot::default();
     let mut cntlid: u16 = 0;
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
@@ -217,6 +221,7 @@ pub fn build(
                 let dev = Device {
                     fabric: &fabric,
                     ram: &ram,
+                    bells: &bells,
                     parent,
                     name,
                 };
@@ -231,7 +236,7 @@ pub fn build(
                             link_speed: speed(ep.link.speed),
                             link_width: ep.link.width,
                         };
-                        dev.add(&mut threads, |dma, notify| {
+                        dev.add(&mut threads, |dma, notify, _bells| {
                             let (ep, engine) = TestEndpoint::new(cfg, dma, notify)
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(ep), Box::new(engine)))
@@ -240,8 +245,8 @@ pub fn build(
                     EndpointKind::Nvme => {
                         cntlid += 1;
                         let cfg = crate::topology::nvme_config(ep, cntlid).map_err(e)?;
-                        dev.add(&mut threads, |dma, notify| {
-                            let (ctrl, engine) = nvme_cmb::new(&cfg, dma, notify)
+                        dev.add(&mut threads, |dma, notify, bells| {
+                            let (ctrl, engine) = nvme_cmb::new(&cfg, dma, notify, bells)
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(ctrl), Box::new(engine)))
                         })
@@ -272,6 +277,7 @@ pub fn build(
         nodes,
         report,
         threads,
+        bells,
     })
 }
 
@@ -282,24 +288,36 @@ type Made = (Box<dyn PciFunction>, Box<dyn DeviceWorker>);
 struct Device<'a> {
     fabric: &'a Arc<Fabric>,
     ram: &'a Arc<dyn GuestRam>,
+    bells: &'a FollowerSlot,
     parent: Option<NodeId>,
     name: &'a str,
 }
 
 impl Device<'_> {
-    /// Adds the function `make` builds (from its DMA handle and its
-    /// notifier) at device 0 below the parent, and records its thread.
+    /// Adds the function `make` builds (from its DMA handle, its notifier
+    /// and its doorbell switch) at device 0 below the parent, and records
+    /// its thread.
     fn add(
         self,
         threads: &mut Vec<(NodeId, DeviceThread)>,
-        make: impl FnOnce(DmaHandle, Arc<dyn pcie_core::Notifier>) -> Result<Made>,
+        make: impl FnOnce(
+            DmaHandle,
+            Arc<dyn pcie_core::Notifier>,
+            Arc<dyn pcie_core::DoorbellControl>,
+        ) -> Result<Made>,
     ) -> Result<NodeId> {
-        let (f, ram, name) = (self.fabric.clone(), self.ram.clone(), self.name);
+        let (f, ram, name, bells) = (
+            self.fabric.clone(),
+            self.ram.clone(),
+            self.name,
+            self.bells.clone(),
+        );
         self.fabric
             .add_with(self.parent, 0, 0, name, NodeKind::Endpoint, move |id| {
                 let mut dev = None;
                 let thread = DeviceThread::new(name, |notify| {
-                    let (function, worker) = make(DmaHandle::new(f, id, ram), notify)?;
+                    let (function, worker) =
+                        make(DmaHandle::new(f, id, ram), notify, bells.control(id))?;
                     let doorbells = function.doorbells().len();
                     dev = Some(function);
                     Ok((worker, doorbells))

@@ -101,6 +101,7 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     }
     let bars = Arc::new(BarFollower::new(vm.clone(), &config_bus, doorbells));
     bars.apply(&config_bus.watched_bars());
+    built.bells.set(bars.clone());
     let rsdp = acpi::write_tables(
         &mem,
         &AcpiConfig {

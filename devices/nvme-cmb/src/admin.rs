@@ -47,6 +47,7 @@ impl NvmeEngine {
             admin_op::DELETE_IO_CQ => done(self.delete_cq(cmd)),
             // Commands run to completion when fetched: nothing is ever
             // outstanding to abort (dword 0 bit 0: not aborted).
+            admin_op::DOORBELL_BUFFER_CONFIG => done(self.doorbell_buffer_config(mem, cmd)),
             admin_op::ABORT => done(Ok(1)),
             admin_op::KEEP_ALIVE => done(Ok(0)),
             admin_op::ASYNC_EVENT_REQUEST => {
@@ -224,6 +225,7 @@ impl NvmeEngine {
         }
         self.check_cmb_queue(mem, base, u64::from(qsize + 1) * 16, cmb::CQS)?;
         self.st.cqs[qid as usize] = Some(Cq::new(base, qsize + 1, iv, ien));
+        self.arm(2 * qid as usize + 1, true);
         Ok(0)
     }
 
@@ -251,6 +253,7 @@ impl NvmeEngine {
         }
         self.check_cmb_queue(mem, base, u64::from(qsize + 1) * 64, cmb::SQS)?;
         self.st.sqs[qid as usize] = Some(Sq::new(base, qsize + 1, cqid));
+        self.arm(2 * qid as usize, true);
         Ok(0)
     }
 
@@ -259,6 +262,7 @@ impl NvmeEngine {
         match self.st.sqs.get_mut(qid) {
             Some(sq @ Some(_)) if qid != 0 => {
                 *sq = None;
+                self.arm(2 * qid, false);
                 Ok(0)
             }
             _ => Err(Status::INVALID_QUEUE_IDENTIFIER),
@@ -280,6 +284,7 @@ impl NvmeEngine {
             return Err(Status::INVALID_QUEUE_DELETION);
         }
         self.st.cqs[qid] = None;
+        self.arm(2 * qid + 1, false);
         Ok(0)
     }
 }

@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use pcie_core::{BarMemory, BarRegion, ConfigEffects, Notifier, PciFunction, ResetKind};
+use pcie_core::{BarMemory, BarRegion, ConfigEffects, Doorbell, Notifier, PciFunction, ResetKind};
 
 use crate::config::NvmeConfig;
-use crate::regs::{bar4, cap_value, cc, cmb, csts, doorbell_index, reg, NSSR_RESET, VERSION};
+use crate::regs::{
+    bar4, cap_value, cc, cmb, csts, doorbell_index, doorbells, reg, DSTRD, FIRST_IO_DOORBELL,
+    NSSR_RESET, VERSION,
+};
 use crate::state::{Regs, Shared, REG_END};
 use crate::CMB_BAR;
 
@@ -261,6 +264,18 @@ impl PciFunction for NvmeController {
 
     fn bar_backing(&self, bar: u8) -> Option<Arc<BarMemory>> {
         (bar == CMB_BAR).then(|| self.cmb.clone()).flatten()
+    }
+
+    /// The I/O queues' doorbells, trapped until the host sets up shadow
+    /// doorbells (then the engine puts them on ioeventfds).
+    fn doorbells(&self) -> Vec<Doorbell> {
+        (FIRST_IO_DOORBELL..doorbells())
+            .map(|i| Doorbell {
+                bar: 0,
+                offset: reg::DOORBELLS + (i as u64) * (4 << DSTRD),
+                eventfd: false,
+            })
+            .collect()
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {

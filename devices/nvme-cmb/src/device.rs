@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pcie_core::{BarMemory, DmaHandle, Notifier};
+use pcie_core::{BarMemory, DmaHandle, DoorbellControl, Notifier};
 
 use crate::config::NvmeConfig;
 use crate::controller::NvmeController;
@@ -40,7 +40,8 @@ pub fn controller_info(cfg: &NvmeConfig) -> ControllerInfo {
         version: crate::regs::VERSION,
         oaes: 0,
         ctratt: 0,
-        oacs: 0,
+        // Doorbell Buffer Config (shadow doorbells, see crate::shadow).
+        oacs: 1 << 8,
         // 0-based: 4 Abort and 4 Async Event Request commands.
         acl: 3,
         aerl: 3,
@@ -69,11 +70,14 @@ pub fn controller_info(cfg: &NvmeConfig) -> ControllerInfo {
 /// A controller in its power-on state and its engine. The engine reaches
 /// memory through `dma` (a handle for the node the controller is added as)
 /// and runs on a thread of its own; the controller calls `notify` when
-/// the engine has work. Opens (or creates, sparse) the namespaces' files.
+/// the engine has work, and the engine switches the I/O doorbells between
+/// trapped writes and ioeventfds through `bells` (shadow doorbells). Opens
+/// (or creates, sparse) the namespaces' files.
 pub fn new(
     cfg: &NvmeConfig,
     dma: DmaHandle,
     notify: Arc<dyn Notifier>,
+    bells: Arc<dyn DoorbellControl>,
 ) -> Result<(NvmeController, NvmeEngine), Error> {
     cfg.validate()?;
     let (config, msix) = crate::caps::build(cfg)?;
@@ -89,6 +93,15 @@ pub fn new(
     let shared = Arc::new(Shared::new(config, msix));
     let ctrl = NvmeController::new(cfg, shared.clone(), cmb.clone(), notify);
     let flags = cfg.cmb.map_or(0, |c| c.flags.bits());
-    let engine = NvmeEngine::new(shared, dma, cmb, flags, ns, controller_info(cfg), uid(cfg));
+    let engine = NvmeEngine::new(
+        shared,
+        dma,
+        cmb,
+        flags,
+        ns,
+        controller_info(cfg),
+        uid(cfg),
+        bells,
+    );
     Ok((ctrl, engine))
 }

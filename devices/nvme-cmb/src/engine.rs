@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pcie_core::{BarMemory, DeviceWorker, DmaHandle, MsiMessage};
+use pcie_core::{BarMemory, DeviceWorker, DmaHandle, DoorbellControl, MsiMessage};
 
 use crate::features::Features;
 use crate::identify::ControllerInfo;
@@ -16,7 +16,8 @@ use crate::log_page::{ErrorEntry, ErrorLog, Health};
 use crate::memory::CtrlMemory;
 use crate::namespace::Namespace;
 use crate::queues::{Cq, Sq};
-use crate::regs::{aqa, cc, csts, MAX_IO_QUEUES, MPS_MAX};
+use crate::regs::{aqa, cc, csts, doorbells, FIRST_IO_DOORBELL, MAX_IO_QUEUES, MPS_MAX};
+use crate::shadow::ShadowBuffers;
 use crate::sqe::{Command, Completion};
 use crate::state::{Counters, Shared};
 use crate::Status;
@@ -60,6 +61,8 @@ pub(crate) struct State {
     /// I/O queues granted by Set Features Number of Queues (SQs, CQs).
     pub(crate) queues_granted: (u16, u16),
     pub(crate) cc: u32,
+    /// Shadow doorbells, once the host configured them.
+    pub(crate) shadow: Option<ShadowBuffers>,
 }
 
 impl State {
@@ -76,6 +79,7 @@ impl State {
             masked: 0,
             queues_granted: (MAX_IO_QUEUES, MAX_IO_QUEUES),
             cc: 0,
+            shadow: None,
         }
     }
 }
@@ -95,6 +99,10 @@ pub struct NvmeEngine {
     pub(crate) started: Instant,
     /// The data buffer commands reuse (up to MDTS).
     pub(crate) buf: Vec<u8>,
+    /// Switches the I/O doorbells' ioeventfds.
+    pub(crate) bells: Arc<dyn DoorbellControl>,
+    /// Which I/O doorbells are on their ioeventfd now.
+    pub(crate) armed: Vec<bool>,
 }
 
 impl std::fmt::Debug for NvmeEngine {
@@ -123,6 +131,7 @@ impl NvmeEngine {
         ns: Vec<Arc<Namespace>>,
         info: ControllerInfo,
         uid: u64,
+        bells: Arc<dyn DoorbellControl>,
     ) -> Self {
         NvmeEngine {
             shared,
@@ -141,6 +150,8 @@ impl NvmeEngine {
             },
             started: Instant::now(),
             buf: Vec::new(),
+            bells,
+            armed: vec![false; doorbells() - FIRST_IO_DOORBELL],
         }
     }
 
@@ -244,6 +255,7 @@ impl NvmeEngine {
 
     /// Controller reset: every queue, outstanding request and event goes.
     fn disable(&mut self) {
+        self.disarm_all();
         let epoch = self.st.epoch;
         self.st = State::new();
         self.st.epoch = epoch;
@@ -254,6 +266,10 @@ impl NvmeEngine {
     fn doorbells(&mut self) {
         for (index, value) in self.shared.take_rung() {
             let qid = index / 2;
+            if qid != 0 && self.st.shadow.is_some() {
+                // The shadow buffer has the value (see crate::shadow).
+                continue;
+            }
             let ok = if index % 2 == 0 {
                 match self.st.sqs.get_mut(qid).and_then(Option::as_mut) {
                     Some(sq) if value < sq.size => {
@@ -304,6 +320,10 @@ impl NvmeEngine {
             let mut progress = false;
             progress |= self.complete_events(mem, &mut posted);
             for qid in 0..self.st.sqs.len() {
+                if self.st.sqs[qid].is_none() {
+                    continue;
+                }
+                self.sync_shadow(mem, qid);
                 for _ in 0..BURST {
                     let Some(sq) = self.st.sqs[qid] else { break };
                     if !sq.pending() || !self.st.enabled {
@@ -342,6 +362,7 @@ impl NvmeEngine {
                         self.complete(mem, qid as u16, &cmd, status, dw0, &mut posted);
                     }
                 }
+                progress |= self.settle_shadow(mem, qid);
             }
             if !progress {
                 return posted;

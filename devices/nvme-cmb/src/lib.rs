@@ -41,6 +41,7 @@ pub mod prp;
 mod queues;
 pub mod regs;
 pub mod sgl;
+mod shadow;
 pub mod sqe;
 mod state;
 pub mod status;

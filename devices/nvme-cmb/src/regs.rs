@@ -190,3 +190,9 @@ pub fn cap_value(cmb: bool, nssr: bool) -> u64 {
     }
     v
 }
+
+/// The first doorbell the function lists in
+/// [`doorbells`](pcie_core::PciFunction::doorbells): SQ 1's tail. Function
+/// doorbell `j` is doorbell index `j + FIRST_IO_DOORBELL`; the admin
+/// queue's two are always trapped.
+pub const FIRST_IO_DOORBELL: usize = 2;

@@ -70,4 +70,4 @@ pub use pcie_cap::{
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
 pub use type1::{bridge_control, bridge_reg, decode_windows, BridgeWindows};
-pub use worker::{DeviceWorker, Doorbell, Notifier};
+pub use worker::{DeviceWorker, Doorbell, DoorbellControl, Notifier};

@@ -21,6 +21,22 @@ pub struct Doorbell {
     pub bar: u8,
     /// Its offset from the BAR's base.
     pub offset: u64,
+    /// Whether it starts backed by its ioeventfd (see [`DoorbellControl`]).
+    pub eventfd: bool,
+}
+
+/// Switches a function's doorbells between their ioeventfd and a trapped
+/// write, at run time. A doorbell whose value the device needs (an NVMe
+/// tail before the host set up shadow doorbells) must reach `bar_write`;
+/// once the device reads the value elsewhere (the shadow buffer), its
+/// ioeventfd can take the write without an exit. Doorbells start as
+/// [`Doorbell::eventfd`] says.
+pub trait DoorbellControl: Send + Sync {
+    /// Backs doorbell `index` (in the order of
+    /// [`doorbells`](crate::PciFunction::doorbells)) by its ioeventfd
+    /// (`on`) or lets its writes reach `bar_write`. Never blocks on the
+    /// device; a write racing with the switch may go either way.
+    fn set_eventfd(&self, index: usize, on: bool);
 }
 
 /// How a function wakes its worker.

@@ -232,6 +232,7 @@ impl PciFunction for TestEndpoint {
         vec![Doorbell {
             bar: 4,
             offset: bar4::DOORBELL,
+            eventfd: true,
         }]
     }
 }

@@ -10,11 +10,11 @@
 //! to the same bytes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
-use pcie_core::{BarMemory, BarMove, Fabric, NodeId};
+use pcie_core::{BarMemory, BarMove, DoorbellControl, Fabric, NodeId};
 use vmm_sys_util::eventfd::EventFd;
 
 /// First KVM slot used for BARs (guest RAM uses the ones below).
@@ -31,16 +31,57 @@ struct Slot {
 
 /// A doorbell's ioeventfd.
 struct Bell {
+    bar: u8,
     offset: u64,
     fd: EventFd,
-    /// Where it is registered now.
+    /// Where its BAR decodes now.
+    base: Option<u64>,
+    /// The BAR base it is registered at.
     at: Option<u64>,
+    /// Whether the device wants the ioeventfd (see [`DoorbellControl`]).
+    on: bool,
 }
 
 #[derive(Default)]
 struct State {
     slots: HashMap<(NodeId, u8), Slot>,
-    bells: HashMap<(NodeId, u8), Vec<Bell>>,
+    /// Each node's doorbells, in the function's order.
+    bells: HashMap<NodeId, Vec<Bell>>,
+}
+
+/// Where device threads find the follower once the VM has one, to switch
+/// their doorbells.
+#[derive(Default, Clone)]
+pub struct FollowerSlot(Arc<OnceLock<Arc<BarFollower>>>);
+
+impl FollowerSlot {
+    /// Installs the follower (once).
+    pub fn set(&self, f: Arc<BarFollower>) {
+        let _ = self.0.set(f);
+    }
+
+    /// The [`DoorbellControl`] of `node`'s doorbells.
+    pub fn control(&self, node: NodeId) -> Arc<dyn DoorbellControl> {
+        Arc::new(BellSwitch {
+            node,
+            slot: self.clone(),
+        })
+    }
+}
+
+/// One node's [`DoorbellControl`].
+struct BellSwitch {
+    node: NodeId,
+    slot: FollowerSlot,
+}
+
+impl DoorbellControl for BellSwitch {
+    fn set_eventfd(&self, index: usize, on: bool) {
+        match self.slot.0.get() {
+            Some(f) => f.set_eventfd(self.node, index, on),
+            None => log::warn!("doorbell {index} of node {}: no VM yet", self.node),
+        }
+    }
 }
 
 /// Keeps each RAM-backed BAR's memory slot and each doorbell's ioeventfd
@@ -73,11 +114,14 @@ impl BarFollower {
         for (node, fds) in doorbells {
             for (db, fd) in fabric.doorbells(node).into_iter().zip(fds) {
                 let bell = Bell {
+                    bar: db.bar,
                     offset: db.offset,
                     fd,
+                    base: None,
                     at: None,
+                    on: db.eventfd,
                 };
-                state.bells.entry((node, db.bar)).or_default().push(bell);
+                state.bells.entry(node).or_default().push(bell);
             }
         }
         BarFollower {
@@ -104,9 +148,21 @@ impl BarFollower {
             if let Some(s) = st.slots.get_mut(&(m.node, m.bar)) {
                 self.move_slot(s, m.to);
             }
-            for b in st.bells.get_mut(&(m.node, m.bar)).into_iter().flatten() {
-                self.move_bell(b, m.to);
+            for b in st.bells.get_mut(&m.node).into_iter().flatten() {
+                if b.bar == m.bar {
+                    b.base = m.to;
+                    self.sync_bell(b);
+                }
             }
+        }
+    }
+
+    /// Backs doorbell `index` of `node` by its ioeventfd, or not.
+    pub fn set_eventfd(&self, node: NodeId, index: usize, on: bool) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = st.bells.get_mut(&node).and_then(|v| v.get_mut(index)) {
+            b.on = on;
+            self.sync_bell(b);
         }
     }
 
@@ -121,14 +177,20 @@ impl BarFollower {
         }
     }
 
-    fn move_bell(&self, b: &mut Bell, to: Option<u64>) {
+    /// Registers the ioeventfd where the BAR decodes, if it is on; removes
+    /// it from anywhere else.
+    fn sync_bell(&self, b: &mut Bell) {
+        let want = b.base.filter(|_| b.on);
+        if b.at == want {
+            return;
+        }
         if let Some(old) = b.at.take() {
             let addr = IoEventAddress::Mmio(old + b.offset);
             if let Err(e) = self.vm.unregister_ioevent(&b.fd, &addr, NoDatamatch) {
                 log::warn!("cannot remove the doorbell at {:#x}: {e}", old + b.offset);
             }
         }
-        if let Some(base) = to {
+        if let Some(base) = want {
             let addr = IoEventAddress::Mmio(base + b.offset);
             match self.vm.register_ioevent(&b.fd, &addr, NoDatamatch) {
                 Ok(()) => b.at = Some(base),

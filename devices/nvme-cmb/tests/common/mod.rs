@@ -13,8 +13,8 @@ use nvme_cmb::regs::reg;
 use nvme_cmb::sqe::{Command, Completion, CQE_SIZE, SQE_SIZE};
 use nvme_cmb::{CmbConfig, CmbFlags, NvmeConfig, NvmeEngine};
 use pcie_core::{
-    enumerate, Apertures, DmaHandle, Fabric, GuestRam, InterruptSink, NodeId, NodeKind, Notifier,
-    PciFunction, RcP2pPolicy,
+    enumerate, Apertures, DmaHandle, DoorbellControl, Fabric, GuestRam, InterruptSink, NodeId,
+    NodeKind, Notifier, PciFunction, RcP2pPolicy,
 };
 use pcie_switch::{BridgeConfig, PciBridge, PortKind};
 
@@ -44,6 +44,28 @@ pub struct Count(pub AtomicUsize);
 impl Notifier for Count {
     fn notify(&self) {
         self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Records which doorbells the engine put on their ioeventfd.
+#[derive(Default)]
+pub struct Bells(pub Mutex<std::collections::BTreeSet<usize>>);
+
+impl DoorbellControl for Bells {
+    fn set_eventfd(&self, index: usize, on: bool) {
+        let mut s = self.0.lock().unwrap();
+        if on {
+            s.insert(index);
+        } else {
+            s.remove(&index);
+        }
+    }
+}
+
+impl Bells {
+    /// The function doorbells on an ioeventfd now.
+    pub fn on(&self) -> Vec<usize> {
+        self.0.lock().unwrap().iter().copied().collect()
     }
 }
 
@@ -124,6 +146,12 @@ pub struct Ctrl {
     pub id: NodeId,
     pub engine: Mutex<NvmeEngine>,
     pub notified: Arc<Count>,
+    pub bells: Arc<Bells>,
+    /// The driver's shadow doorbell and EventIdx pages, once configured.
+    pub shadow: Mutex<Option<(u64, u64)>>,
+    /// I/O doorbell writes that reached the register file (not an
+    /// ioeventfd).
+    pub mmio_rings: AtomicUsize,
     pub queues: Mutex<Vec<Option<HostQueue>>>,
     next_cid: AtomicUsize,
 }
@@ -186,12 +214,13 @@ impl Rig {
             let p = port(PortKind::SwitchDownstream, d + 1);
             let dsp = f.add(Some(usp), d, 0, "dsp", SwitchDownstream, p).unwrap();
             let count = Arc::new(Count::default());
+            let bells = Arc::new(Bells::default());
             let mut engine = None;
             let id = f
                 .add_with(Some(dsp), 0, 0, "nvme", Endpoint, |id| {
                     let r: Arc<dyn GuestRam> = ram.clone();
                     let dma = DmaHandle::new(fabric.clone(), id, r);
-                    let (c, e) = nvme_cmb::new(&cfg, dma, count.clone())?;
+                    let (c, e) = nvme_cmb::new(&cfg, dma, count.clone(), bells.clone())?;
                     engine = Some(e);
                     Ok::<Box<dyn PciFunction>, nvme_cmb::Error>(Box::new(c))
                 })
@@ -200,6 +229,9 @@ impl Rig {
                 id,
                 engine: Mutex::new(engine.unwrap()),
                 notified: count,
+                bells,
+                shadow: Mutex::new(None),
+                mmio_rings: AtomicUsize::new(0),
                 queues: Mutex::new(vec![None; 65]),
                 next_cid: AtomicUsize::new(1),
             });
@@ -318,10 +350,37 @@ impl Rig {
         let at = q.sq + u64::from(q.tail) * SQE_SIZE as u64;
         self.host_write(at, &cmd.to_bytes());
         q.tail = (q.tail + 1) % q.size;
-        let tail = q.tail;
+        let (old, tail) = ((q.tail + q.size - 1) % q.size, q.tail);
         drop(qs);
-        self.write32(c, reg::DOORBELLS + 8 * u64::from(qid), tail);
+        self.ring(c, 2 * usize::from(qid), old, tail);
         cmd.cid
+    }
+
+    /// Rings doorbell `index` (value `new`, previously `old`) the way
+    /// Linux does: through the shadow buffer when it is configured (the
+    /// register write only when EventIdx asks for it, and then it lands
+    /// on the ioeventfd if the engine armed one), else the register.
+    pub fn ring(&self, c: usize, index: usize, old: u32, new: u32) {
+        let ctrl = &self.ctrls[c];
+        let shadow = *ctrl.shadow.lock().unwrap();
+        if let (Some((dbs, eis)), true) = (shadow, index >= 2) {
+            let at = 4 * index as u64;
+            self.poke(dbs + at, &new.to_le_bytes());
+            let ei = u32::from_le_bytes(self.peek(eis + at, 4).try_into().unwrap());
+            let need =
+                (new.wrapping_sub(ei).wrapping_sub(1) as u16) < (new.wrapping_sub(old) as u16);
+            if !need {
+                return;
+            }
+            if ctrl.bells.on().contains(&(index - 2)) {
+                // The ioeventfd takes it; the test runs the engine.
+                return;
+            }
+        }
+        if index >= 2 {
+            ctrl.mmio_rings.fetch_add(1, Ordering::SeqCst);
+        }
+        self.write32(c, reg::DOORBELLS + 4 * index as u64, new);
     }
 
     /// The next completion on CQ `qid`, if one was posted (phase tag),
@@ -336,13 +395,14 @@ impl Rig {
         if phase != q.phase {
             return None;
         }
+        let old = q.head;
         q.head = (q.head + 1) % q.size;
         if q.head == 0 {
             q.phase = !q.phase;
         }
         let head = q.head;
         drop(qs);
-        self.write32(c, reg::DOORBELLS + 8 * u64::from(qid) + 4, head);
+        self.ring(c, 2 * usize::from(qid) + 1, old, head);
         Some(cqe)
     }
 
