@@ -263,6 +263,7 @@ impl NvmeEngine {
             Some(sq @ Some(_)) if qid != 0 => {
                 *sq = None;
                 self.arm(2 * qid, false);
+                self.inflight.forget_sq(qid as u16);
                 Ok(0)
             }
             _ => Err(Status::INVALID_QUEUE_IDENTIFIER),

@@ -91,7 +91,7 @@ pub fn new(
         .map(|n| Namespace::open(n).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
     let shared = Arc::new(Shared::new(config, msix));
-    let ctrl = NvmeController::new(cfg, shared.clone(), cmb.clone(), notify);
+    let ctrl = NvmeController::new(cfg, shared.clone(), cmb.clone(), notify.clone());
     let flags = cfg.cmb.map_or(0, |c| c.flags.bits());
     let engine = NvmeEngine::new(
         shared,
@@ -102,6 +102,7 @@ pub fn new(
         controller_info(cfg),
         uid(cfg),
         bells,
+        notify,
     );
     Ok((ctrl, engine))
 }

@@ -8,10 +8,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pcie_core::{BarMemory, DeviceWorker, DmaHandle, DoorbellControl, MsiMessage};
+use pcie_core::{BarMemory, DeviceWorker, DmaHandle, DoorbellControl, MsiMessage, Notifier};
 
 use crate::features::Features;
 use crate::identify::ControllerInfo;
+use crate::inflight::InFlight;
 use crate::log_page::{ErrorEntry, ErrorLog, Health};
 use crate::memory::CtrlMemory;
 use crate::namespace::Namespace;
@@ -103,6 +104,10 @@ pub struct NvmeEngine {
     pub(crate) bells: Arc<dyn DoorbellControl>,
     /// Which I/O doorbells are on their ioeventfd now.
     pub(crate) armed: Vec<bool>,
+    /// File namespace commands on the I/O pool.
+    pub(crate) inflight: InFlight,
+    /// CC.SHN was set: finish once nothing is in flight.
+    shutdown_pending: bool,
 }
 
 impl std::fmt::Debug for NvmeEngine {
@@ -132,8 +137,12 @@ impl NvmeEngine {
         info: ControllerInfo,
         uid: u64,
         bells: Arc<dyn DoorbellControl>,
+        notify: Arc<dyn Notifier>,
     ) -> Self {
+        let name = format!("nvme{}", info.cntlid);
         NvmeEngine {
+            inflight: InFlight::new(name, notify, usize::from(MAX_IO_QUEUES) + 1),
+            shutdown_pending: false,
             shared,
             dma: Arc::new(dma),
             cmb,
@@ -165,21 +174,21 @@ impl NvmeEngine {
         &self.shared.counters
     }
 
+    /// Commands whose file I/O is still on the pool. The engine's
+    /// notifier fires when a job finishes; the engine should then run.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.on_pool()
+    }
+
     /// Does everything due: control, doorbells, commands, interrupts.
     pub fn run(&mut self) {
         let ctl = self.control();
-        if ctl.flush {
-            // Shutdown: make written data durable, then report it done.
-            for ns in &self.ns {
-                let _ = ns.flush();
-            }
-            let mut core = self.shared.lock();
-            core.regs.csts = (core.regs.csts & !csts::SHST_MASK) | csts::SHST_COMPLETE;
-        }
+        self.shutdown_pending |= ctl.flush;
         self.send(ctl.due);
         if !self.st.enabled {
             // Doorbells of a disabled controller are ignored.
             let _ = self.shared.take_rung();
+            self.finish_shutdown();
             return;
         }
         self.doorbells();
@@ -192,6 +201,23 @@ impl NvmeEngine {
         };
         let vectors = self.process(&mem);
         self.interrupts(vectors);
+        self.finish_shutdown();
+    }
+
+    /// Shutdown, once nothing is in flight: makes written data durable,
+    /// then reports it done (CSTS.SHST).
+    fn finish_shutdown(&mut self) {
+        if !self.shutdown_pending || self.inflight.len() != 0 {
+            return;
+        }
+        self.shutdown_pending = false;
+        for ns in &self.ns {
+            let _ = ns.flush();
+        }
+        let mut core = self.shared.lock();
+        if core.regs.csts & csts::SHST_MASK == csts::SHST_OCCURRING {
+            core.regs.csts = (core.regs.csts & !csts::SHST_MASK) | csts::SHST_COMPLETE;
+        }
     }
 
     /// Follows CC, resets and NSSR. Runs under the lock, decides only.
@@ -256,6 +282,8 @@ impl NvmeEngine {
     /// Controller reset: every queue, outstanding request and event goes.
     fn disable(&mut self) {
         self.disarm_all();
+        self.inflight.clear();
+        self.shutdown_pending = false;
         let epoch = self.st.epoch;
         self.st = State::new();
         self.st.epoch = epoch;
@@ -319,6 +347,7 @@ impl NvmeEngine {
         loop {
             let mut progress = false;
             progress |= self.complete_events(mem, &mut posted);
+            progress |= self.reap_pool(mem, &mut posted);
             for qid in 0..self.st.sqs.len() {
                 if self.st.sqs[qid].is_none() {
                     continue;
@@ -329,8 +358,9 @@ impl NvmeEngine {
                     if !sq.pending() || !self.st.enabled {
                         break;
                     }
-                    let cqid = usize::from(sq.cqid);
-                    if self.st.cqs[cqid].is_none_or(|cq| cq.full()) {
+                    if !self.cq_has_room(usize::from(sq.cqid))
+                        || (qid != 0 && !self.inflight.has_room())
+                    {
                         break;
                     }
                     let in_cmb = mem.in_cmb(sq.head_addr(), crate::sqe::SQE_SIZE).is_some();
@@ -356,7 +386,7 @@ impl NvmeEngine {
                     let result = if qid == 0 {
                         self.admin(mem, &cmd)
                     } else {
-                        Some(self.io(mem, qid as u16, &cmd))
+                        self.io(mem, qid as u16, &cmd)
                     };
                     if let Some((status, dw0)) = result {
                         self.complete(mem, qid as u16, &cmd, status, dw0, &mut posted);

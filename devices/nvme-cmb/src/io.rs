@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use crate::dptr::{data_segments, gather, scatter, Segment};
 use crate::engine::NvmeEngine;
+use crate::inflight::Then;
 use crate::memory::CtrlMemory;
 use crate::namespace::Namespace;
+use crate::pool::Op;
 use crate::regs::cmb;
 use crate::sqe::{io_op, Command};
 use crate::Status;
@@ -26,8 +28,15 @@ impl NvmeEngine {
         self.ns.get(i)
     }
 
-    /// Runs I/O command `cmd` from SQ `sqid`: its status and dword 0.
-    pub(crate) fn io(&mut self, mem: &CtrlMemory<'_>, _sqid: u16, cmd: &Command) -> (Status, u32) {
+    /// Runs I/O command `cmd` from SQ `sqid`: its status and dword 0, or
+    /// None when a file namespace's work went to the pool (see
+    /// [`crate::inflight`]).
+    pub(crate) fn io(
+        &mut self,
+        mem: &CtrlMemory<'_>,
+        sqid: u16,
+        cmd: &Command,
+    ) -> Option<(Status, u32)> {
         let r = if cmd.fuse != 0 {
             Err(Status::INVALID_FIELD)
         } else {
@@ -41,7 +50,11 @@ impl NvmeEngine {
                 _ => Err(Status::INVALID_OPCODE),
             }
         };
-        (r.err().unwrap_or(Status::SUCCESS), 0)
+        match r {
+            Ok(Async::Done) => Some((Status::SUCCESS, 0)),
+            Ok(Async::Queue(op, then)) => self.queue(sqid, cmd, op, then),
+            Err(s) => Some((s, 0)),
+        }
     }
 
     /// The namespace and byte range of a Read/Write/Compare/Write Zeroes
@@ -101,10 +114,18 @@ impl NvmeEngine {
         buf
     }
 
-    fn read(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<(), Status> {
+    fn read(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<Async, Status> {
         let (ns, off, len) = self.range(cmd)?;
         let segs = self.segments(mem, cmd, len)?;
         self.check_cmb_data(mem, &segs, true)?;
+        if ns.is_file() {
+            let op = Op::Read {
+                ns,
+                offset: off,
+                len: len as usize,
+            };
+            return Ok(Async::Queue(op, Then::Scatter(segs)));
+        }
         let mut buf = self.take_buf(len);
         let r = ns
             .read_at(off, &mut buf)
@@ -114,16 +135,46 @@ impl NvmeEngine {
         r?;
         self.health.bytes_read += len;
         self.health.host_reads += 1;
-        Ok(())
+        Ok(Async::Done)
     }
 
     /// Write, or with `compare`, Compare: the host's data against the
     /// namespace's.
-    fn write(&mut self, mem: &CtrlMemory<'_>, cmd: &Command, compare: bool) -> Result<(), Status> {
+    fn write(
+        &mut self,
+        mem: &CtrlMemory<'_>,
+        cmd: &Command,
+        compare: bool,
+    ) -> Result<Async, Status> {
         let (ns, off, len) = self.range(cmd)?;
         let segs = self.segments(mem, cmd, len)?;
         self.check_cmb_data(mem, &segs, false)?;
+        // Force Unit Access, or no volatile write cache: durable now.
+        let sync = cmd.cdw12 & (1 << 30) != 0 || !self.st.features.write_cache;
         let mut buf = self.take_buf(len);
+        if ns.is_file() {
+            if let Err(s) = gather(mem, &segs, &mut buf) {
+                self.buf = buf;
+                return Err(s);
+            }
+            let (op, then) = if compare {
+                let op = Op::Read {
+                    ns,
+                    offset: off,
+                    len: len as usize,
+                };
+                (op, Then::Compare(buf))
+            } else {
+                let op = Op::Write {
+                    ns,
+                    offset: off,
+                    data: buf,
+                    sync,
+                };
+                (op, Then::Written(len))
+            };
+            return Ok(Async::Queue(op, then));
+        }
         let r = gather(mem, &segs, &mut buf).and_then(|()| {
             if compare {
                 let mut have = vec![0; buf.len()];
@@ -136,8 +187,7 @@ impl NvmeEngine {
                 };
             }
             ns.write_at(off, &buf).map_err(|_| Status::INTERNAL_ERROR)?;
-            // Force Unit Access, or no volatile write cache: durable now.
-            if cmd.cdw12 & (1 << 30) != 0 || !self.st.features.write_cache {
+            if sync {
                 ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
             }
             Ok(())
@@ -148,10 +198,10 @@ impl NvmeEngine {
             self.health.bytes_written += len;
             self.health.host_writes += 1;
         }
-        Ok(())
+        Ok(Async::Done)
     }
 
-    fn flush(&mut self, cmd: &Command) -> Result<(), Status> {
+    fn flush(&mut self, cmd: &Command) -> Result<Async, Status> {
         let all: Vec<Arc<Namespace>> = if cmd.nsid == 0xffff_ffff {
             self.ns.clone()
         } else {
@@ -160,20 +210,21 @@ impl NvmeEngine {
                 .ok_or(Status::INVALID_NAMESPACE)?
                 .clone()]
         };
-        for ns in all {
-            ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
+        let files: Vec<Arc<Namespace>> = all.into_iter().filter(|n| n.is_file()).collect();
+        if files.is_empty() {
+            return Ok(Async::Done); // RAM is always durable enough
         }
-        Ok(())
+        Ok(Async::Queue(Op::Flush(files), Then::Nothing))
     }
 
-    fn write_zeroes(&mut self, cmd: &Command) -> Result<(), Status> {
+    fn write_zeroes(&mut self, cmd: &Command) -> Result<Async, Status> {
         let (ns, off, len) = self.range(cmd)?;
-        ns.zero(off, len).map_err(|_| Status::INTERNAL_ERROR)
+        zero(ns, vec![(off, len)])
     }
 
     /// Dataset Management: with Deallocate, every range reads zeroes
     /// afterwards; the other attributes are hints and are ignored.
-    fn dsm(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<(), Status> {
+    fn dsm(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<Async, Status> {
         let ns = self
             .namespace(cmd.nsid)
             .ok_or(Status::INVALID_NAMESPACE)?
@@ -183,7 +234,7 @@ impl NvmeEngine {
         let segs = self.segments(mem, cmd, list.len() as u64)?;
         gather(mem, &segs, &mut list)?;
         if cmd.cdw11 & DSM_DEALLOCATE == 0 {
-            return Ok(());
+            return Ok(Async::Done);
         }
         let shift = ns.lba_shift();
         let mut parsed = Vec::with_capacity(ranges);
@@ -196,9 +247,23 @@ impl NvmeEngine {
             }
             parsed.push((slba << shift, nlb << shift));
         }
-        for (off, len) in parsed {
-            ns.zero(off, len).map_err(|_| Status::INTERNAL_ERROR)?;
-        }
-        Ok(())
+        zero(ns, parsed)
     }
+}
+
+/// How an I/O command goes on: done now, or to the pool.
+enum Async {
+    Done,
+    Queue(Op, Then),
+}
+
+/// Zeroes `ranges` of `ns`: now for RAM, on the pool for a file.
+fn zero(ns: Arc<Namespace>, ranges: Vec<(u64, u64)>) -> Result<Async, Status> {
+    if ns.is_file() {
+        return Ok(Async::Queue(Op::Zero { ns, ranges }, Then::Nothing));
+    }
+    for (off, len) in ranges {
+        ns.zero(off, len).map_err(|_| Status::INTERNAL_ERROR)?;
+    }
+    Ok(Async::Done)
 }

@@ -169,6 +169,11 @@ impl Namespace {
         self.size >> self.lba_shift
     }
 
+    /// Whether the blocks live in a file (I/O on them may block).
+    pub fn is_file(&self) -> bool {
+        matches!(self.store, Store::File { .. })
+    }
+
     /// The capacity in bytes.
     pub fn size(&self) -> u64 {
         self.size

@@ -128,6 +128,15 @@ impl NvmeEngine {
         }
     }
 
+    /// With shadow doorbells, asks the host to ring CQ `cqid`'s head
+    /// doorbell on its next update (the CQ has no room).
+    pub(crate) fn ask_head(&self, mem: &CtrlMemory<'_>, cqid: usize) {
+        let sb = self.st.shadow.filter(|_| cqid != 0);
+        if let (Some(sb), Some(Some(cq))) = (sb, self.st.cqs.get(cqid)) {
+            sb.set_event(mem, 2 * cqid + 1, cq.head);
+        }
+    }
+
     /// After SQ `qid` was drained (or its CQ filled): asks for a doorbell
     /// on the next submission (and, if the CQ is full, on the next head
     /// update), then looks again. True
@@ -143,8 +152,8 @@ impl NvmeEngine {
         sb.set_event(mem, 2 * qid, sq.tail);
         // Head updates matter only to a full CQ: ask for one then (the
         // host otherwise rings once per wrap of the queue).
-        if let Some(cq) = self.st.cqs[cqid].filter(|c| c.full()) {
-            sb.set_event(mem, 2 * cqid + 1, cq.head);
+        if !self.cq_has_room(cqid) {
+            self.ask_head(mem, cqid);
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let before = (sq.tail, self.st.cqs[cqid].map(|c| c.head));
