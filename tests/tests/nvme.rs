@@ -98,6 +98,34 @@ fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
 }
 
 #[test]
+fn with_msi_off_both_controllers_work_on_intx() {
+    // pci=nomsi: Linux falls back to the pin, routed by the _PRT and the
+    // bridges' swizzle to an IOAPIC line.
+    let mut script =
+        format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
+    for d in ["${n0}n1", "${n1}n1"] {
+        script += &fio(d, 32);
+        script.push('\n');
+    }
+    script += "echo '=== irq ==='; grep nvme /proc/interrupts\n";
+    let r = guest(&["--cmdline", "pci=nomsi"], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = section(&r.stdout, "fio");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(" ok")).count(),
+        2,
+        "{out}"
+    );
+    let irq: Vec<&str> = section(&r.stdout, "irq").lines().collect();
+    assert!(irq.len() >= 2, "{irq:?}");
+    for l in &irq {
+        assert!(l.contains("IO-APIC") && !l.contains("MSI"), "{l}");
+        let count: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(count > 0, "{l}");
+    }
+}
+
+#[test]
 fn p2p_block_io_through_p2pmem_stays_below_the_switch() {
     let counters = std::env::temp_dir().join(format!("p2pvm-nvme-{}.json", std::process::id()));
     // 16 x 128 KiB of random data on nvme1, copied through nvme0's p2pmem

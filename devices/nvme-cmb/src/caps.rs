@@ -31,7 +31,8 @@ pub(crate) fn build(cfg: &NvmeConfig) -> Result<(Type0Config, Msix), Error> {
             revision_id: 1,
             class_code: CLASS_CODE,
             multifunction: false,
-            interrupt_pin: InterruptPin::None,
+            // INTx fallback when MSI-X is off (crate::intx).
+            interrupt_pin: InterruptPin::IntA,
         },
         subsystem_vendor_id: cfg.pci_id.0,
         subsystem_id: cfg.pci_id.1,

@@ -76,13 +76,20 @@ impl NvmeController {
     }
 
     /// Writes `v` to the dword at `off`. Returns true when the engine must
-    /// look (CC or NSSR changed).
+    /// look (CC, NSSR or the interrupt mask changed).
     fn reg_write(&self, r: &mut Regs, off: u64, v: u32) -> (bool, bool) {
         let set_lo = |x: &mut u64, v: u32| *x = (*x & !0xffff_ffff) | u64::from(v);
         let set_hi = |x: &mut u64, v: u32| *x = (*x & 0xffff_ffff) | (u64::from(v) << 32);
         match off {
-            reg::INTMS => r.intms |= v,
-            reg::INTMC => r.intms &= !v,
+            // The engine re-evaluates the INTx level on a mask change.
+            reg::INTMS => {
+                r.intms |= v;
+                return (true, false);
+            }
+            reg::INTMC => {
+                r.intms &= !v;
+                return (true, false);
+            }
             reg::CC => {
                 let old = r.cc;
                 r.cc = v & cc::WRITABLE;

@@ -108,6 +108,10 @@ pub struct NvmeEngine {
     pub(crate) inflight: InFlight,
     /// CC.SHN was set: finish once nothing is in flight.
     shutdown_pending: bool,
+    /// MSI-X is off: completions raise INTx (see crate::intx).
+    pub(crate) intx_mode: bool,
+    /// The INTx level last sent to the fabric.
+    pub(crate) intx_level: bool,
 }
 
 impl std::fmt::Debug for NvmeEngine {
@@ -143,6 +147,8 @@ impl NvmeEngine {
         NvmeEngine {
             inflight: InFlight::new(name, notify, usize::from(MAX_IO_QUEUES) + 1),
             shutdown_pending: false,
+            intx_mode: false,
+            intx_level: false,
             shared,
             dma: Arc::new(dma),
             cmb,
@@ -183,12 +189,14 @@ impl NvmeEngine {
     /// Does everything due: control, doorbells, commands, interrupts.
     pub fn run(&mut self) {
         let ctl = self.control();
+        self.refresh_intx_mode();
         self.shutdown_pending |= ctl.flush;
         self.send(ctl.due);
         if !self.st.enabled {
             // Doorbells of a disabled controller are ignored.
             let _ = self.shared.take_rung();
             self.finish_shutdown();
+            self.update_intx();
             return;
         }
         self.doorbells();
@@ -202,6 +210,7 @@ impl NvmeEngine {
         let vectors = self.process(&mem);
         self.interrupts(vectors);
         self.finish_shutdown();
+        self.update_intx();
     }
 
     /// Shutdown, once nothing is in flight: makes written data durable,
@@ -479,7 +488,7 @@ impl NvmeEngine {
                 let Some(cq) = self.st.cqs[usize::from(qid)] else {
                     continue;
                 };
-                if cq.interrupts {
+                if cq.interrupts && !self.intx_mode {
                     msgs.extend(core.msix.trigger(core.config.space(), cq.vector));
                 }
             }

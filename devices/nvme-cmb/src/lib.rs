@@ -33,6 +33,7 @@ mod error;
 pub mod features;
 pub mod identify;
 mod inflight;
+mod intx;
 mod io;
 pub mod log_page;
 pub mod mem;

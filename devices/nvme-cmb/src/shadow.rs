@@ -152,7 +152,8 @@ impl NvmeEngine {
         sb.set_event(mem, 2 * qid, sq.tail);
         // Head updates matter only to a full CQ: ask for one then (the
         // host otherwise rings once per wrap of the queue).
-        if !self.cq_has_room(cqid) {
+        // With INTx the level follows the head: ask for every update.
+        if !self.cq_has_room(cqid) || self.intx_mode {
             self.ask_head(mem, cqid);
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);

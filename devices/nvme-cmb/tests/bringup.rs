@@ -7,7 +7,6 @@ use common::*;
 use nvme_cmb::regs::{cc, cmb, csts, reg};
 use nvme_cmb::sqe::{admin_op, Command};
 use nvme_cmb::Status;
-use pcie_core::{cap_id, capabilities, msix_control};
 
 fn identify(r: &Rig, c: usize, cns: u32, nsid: u32) -> (Status, Vec<u8>) {
     let cqe = r.exec(
@@ -205,23 +204,6 @@ fn features_and_queue_creation_rules() {
         },
     );
     assert_eq!(cqe.status, Status::INVALID_OPCODE);
-}
-
-fn msix_on(r: &Rig, c: usize, vector: u64, addr: u32, data: u32) {
-    let bdf = r.fabric.bdf(r.ctrls[c].id).unwrap();
-    let rd = |o| {
-        let mut b = [0; 4];
-        r.fabric.config_read(bdf, o, &mut b);
-        u32::from_le_bytes(b)
-    };
-    let cap = capabilities(rd).find(|c| c.id == cap_id::MSIX).unwrap();
-    let table = r.bar(c, 4) + 16 * vector;
-    for (i, v) in [addr, 0, data, 0].into_iter().enumerate() {
-        assert!(r.fabric.mmio_write(table + 4 * i as u64, &v.to_le_bytes()));
-    }
-    let on = msix_control::ENABLE;
-    r.fabric
-        .config_write(bdf, cap.offset + 2, &on.to_le_bytes());
 }
 
 #[test]

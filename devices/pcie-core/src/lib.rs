@@ -3,7 +3,9 @@
 //! the [`PciFunction`] trait, a flat [`Segment`] that holds functions by
 //! address, and the [`Fabric`]: the tree of functions with config routing,
 //! CPU memory routing, the ACS-aware DMA router, link counters and the
-//! [`DmaHandle`] devices reach memory through.
+//! [`DmaHandle`] devices reach memory through (and raise MSI, MSI-X and
+//! legacy INTx through: [`DmaHandle::msi`], [`DmaHandle::set_intx`], with
+//! INTx routing defined once in [`intx`]).
 //!
 //! Building a function: fill a [`Type0Header`], create a [`Type0Config`],
 //! declare BARs with [`Type0Config::add_bar`] and capabilities through
@@ -28,6 +30,7 @@ mod fabric;
 pub mod firmware;
 mod function;
 mod header;
+pub mod intx;
 mod msi;
 mod msix;
 mod pcie_cap;

@@ -6,7 +6,7 @@
 //! Scope (\_SB) {
 //!     Device (PCI0) {            // PNP0A08 / PNP0A03, segment 0, bus 0, coherent DMA
 //!         Name (_CRS, ...)       // buses, CF8-CFF, I/O windows, MMIO32 and MMIO64 windows
-//!         Name (_PRT, ...)       // INTx of bus-0 slots to GSIs 16-23
+//!         Name (_PRT, ...)       // INTx of bus-0 slots to GSIs 16-23 (pcie_core::intx)
 //!         Method (_OSC, 4) {     // grant the OS everything it asks for
 //!             CreateDWordField (Arg3, 0, CDW1)
 //!             If (Arg0 == ToUUID ("33db4d5b-1ff7-401c-9657-7441c03dd766")) { Return (Arg3) }
@@ -137,10 +137,12 @@ fn pci_host_bridge(ram_size: u64) -> Encoded {
 
     // _PRT: INTx of every bus-0 slot to IOAPIC pins 16..23 (swizzled), so
     // Linux can route legacy interrupts of ports and devices below them.
-    // p2pvm's devices use MSI; this only keeps the routing complete.
-    let routes: Vec<(u32, u8, u32)> = (1u32..32)
-        .flat_map(|dev| {
-            (0u8..4).map(move |pin| ((dev << 16) | 0xffff, pin, 16 + (dev + u32::from(pin)) % 8))
+    // The formula is the fabric's own (`pcie_core::intx`), which drives
+    // those lines; the _PRT pin field counts from 0 for INTA.
+    let routes: Vec<(u32, u8, u32)> = pcie_core::intx::prt()
+        .filter_map(|e| {
+            let addr = (u32::from(e.device) << 16) | 0xffff;
+            Some((addr, e.pin.index()?, e.gsi))
         })
         .collect();
     let entries: Vec<Package> = routes

@@ -234,6 +234,36 @@ fn dsdt_describes_host_bridge_devices_and_s5() {
     assert!(contains(&dsdt, &ecam));
 }
 
+/// The AML of one `_PRT` entry, `Package () { device << 16 | 0xFFFF,
+/// pin, Zero, gsi }`, in the smallest integer encodings.
+fn prt_entry(device: u8, pin: u8, gsi: u8) -> Vec<u8> {
+    let mut body = vec![4];
+    if device == 0 {
+        body.extend_from_slice(&[0x0b, 0xff, 0xff]);
+    } else {
+        body.extend_from_slice(&[0x0c, 0xff, 0xff, device, 0]);
+    }
+    match pin {
+        0 | 1 => body.push(pin),
+        _ => body.extend_from_slice(&[0x0a, pin]),
+    }
+    body.extend_from_slice(&[0x00, 0x0a, gsi]);
+    let mut entry = vec![0x12, body.len() as u8 + 1];
+    entry.extend_from_slice(&body);
+    entry
+}
+
+#[test]
+fn dsdt_routes_root_bus_intx_to_gsis_16_to_23() {
+    let dsdt = write_and_parse(&guest_memory(2 << 20), &config(1, 512 << 20)).dsdt;
+    assert!(contains(&dsdt, b"_PRT"));
+    // GSI = 16 + (device + pin) % 8, pin 0 = INTA: worked out by hand.
+    for (device, pin, gsi) in [(0, 2, 18), (1, 0, 17), (5, 1, 22), (7, 3, 18), (31, 0, 23)] {
+        let entry = prt_entry(device, pin, gsi);
+        assert!(contains(&dsdt, &entry), "device {device} pin {pin}");
+    }
+}
+
 #[test]
 fn dsdt_64bit_window_follows_ram_size() {
     // The 64-bit aperture: 64 GiB on the first GiB boundary above RAM,

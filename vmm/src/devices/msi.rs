@@ -9,6 +9,14 @@
 //! route is added (`KVM_SET_GSI_ROUTING` replaces the table). The first
 //! delivery of a message, and every delivery once the table is full, goes
 //! through `KVM_SIGNAL_MSI` instead.
+//!
+//! Legacy INTx lines (GSIs 16..=23, see `pcie_core::intx`) arrive as
+//! levels, already ORed over every function sharing the line by the
+//! fabric, and go to the IOAPIC with `KVM_IRQ_LINE`. KVM takes the level
+//! as the asserted state, whatever polarity the guest programmed (the
+//! `_PRT` lines are level, active low), and its IOAPIC delivers a
+//! level-triggered pin again after the EOI while it stays high, so no
+//! resample eventfd is needed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +31,11 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// GSIs 0..24 are the IOAPIC's pins (0..16 also the PICs').
 const LEGACY_GSIS: u32 = 24;
+// The fabric's INTx lines are IOAPIC-only pins (no PIC, no ISA device).
+const _: () = assert!(
+    pcie_core::intx::GSI_BASE >= 16
+        && pcie_core::intx::GSI_BASE + pcie_core::intx::GSI_COUNT <= LEGACY_GSIS
+);
 /// Most MSI routes: KVM allows 4096 GSIs; guests reprogram vectors, so
 /// messages that come after the table is full fall back to
 /// `KVM_SIGNAL_MSI`.
@@ -75,7 +88,9 @@ struct Routes {
     fds: HashMap<(u64, u32), EventFd>,
 }
 
-/// Delivers MSI/MSI-X messages to the guest's local APICs.
+/// Delivers MSI/MSI-X messages to the guest's local APICs, and INTx
+/// levels to its IOAPIC. Called from device threads and vCPUs alike: the
+/// VM fd is shared.
 pub struct KvmMsi {
     vm: Arc<VmFd>,
     routes: Mutex<Routes>,
@@ -152,6 +167,16 @@ impl InterruptSink for KvmMsi {
         let ok = self.signal(addr, data);
         self.add_route(&mut r, addr, data);
         ok
+    }
+
+    fn set_level(&self, gsi: u32, level: bool) {
+        if gsi >= LEGACY_GSIS {
+            log::warn!("INTx on GSI {gsi}: not an IOAPIC pin");
+            return;
+        }
+        if let Err(e) = self.vm.set_irq_line(gsi, level) {
+            log::warn!("KVM_IRQ_LINE {gsi} = {level}: {e}");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use nvme_cmb::namespace::{BackingKind, NamespaceConfig};
 use nvme_cmb::regs::reg;
 use nvme_cmb::sqe::{Command, Completion, CQE_SIZE, SQE_SIZE};
 use nvme_cmb::{CmbConfig, CmbFlags, NvmeConfig, NvmeEngine};
+use pcie_core::{cap_id, capabilities, msix_control};
 use pcie_core::{
     enumerate, Apertures, DmaHandle, DoorbellControl, Fabric, GuestRam, InterruptSink, NodeId,
     NodeKind, Notifier, PciFunction, RcP2pPolicy,
@@ -98,14 +99,29 @@ impl GuestRam for VecRam {
     }
 }
 
-/// Records every interrupt message.
+/// Records every interrupt message, and every INTx line change.
 #[derive(Default)]
-pub struct Recorder(pub Mutex<Vec<(u64, u32)>>);
+pub struct Recorder(pub Mutex<Vec<(u64, u32)>>, pub Mutex<Vec<(u32, bool)>>);
 
 impl InterruptSink for Recorder {
     fn deliver(&self, addr: u64, data: u32) -> bool {
         self.0.lock().unwrap().push((addr, data));
         true
+    }
+
+    fn set_level(&self, gsi: u32, level: bool) {
+        self.1.lock().unwrap().push((gsi, level));
+    }
+}
+
+impl Recorder {
+    /// The level line `gsi` was last set to (false if never).
+    pub fn level(&self, gsi: u32) -> bool {
+        let l = self.1.lock().unwrap();
+        l.iter()
+            .rev()
+            .find(|(g, _)| *g == gsi)
+            .is_some_and(|(_, v)| *v)
     }
 }
 
@@ -497,4 +513,23 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 9) as u8)
         .collect()
+}
+
+/// Programs MSI-X vector `vector` of controller `c` with `addr`/`data`
+/// and enables MSI-X.
+pub fn msix_on(r: &Rig, c: usize, vector: u64, addr: u32, data: u32) {
+    let bdf = r.fabric.bdf(r.ctrls[c].id).unwrap();
+    let rd = |o| {
+        let mut b = [0; 4];
+        r.fabric.config_read(bdf, o, &mut b);
+        u32::from_le_bytes(b)
+    };
+    let cap = capabilities(rd).find(|c| c.id == cap_id::MSIX).unwrap();
+    let table = r.bar(c, 4) + 16 * vector;
+    for (i, v) in [addr, 0, data, 0].into_iter().enumerate() {
+        assert!(r.fabric.mmio_write(table + 4 * i as u64, &v.to_le_bytes()));
+    }
+    let on = msix_control::ENABLE;
+    r.fabric
+        .config_write(bdf, cap.offset + 2, &on.to_le_bytes());
 }

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use super::intx::overlay_status;
 use super::snapshot::Snapshot;
 use super::{ConfigWrite, Fabric, NodeId};
 use crate::header::reg;
@@ -72,13 +73,19 @@ impl Fabric {
     /// Config read of register `reg` of the function at `bdf`, routed by
     /// the bridges' bus numbers: all ones (0xFF bytes) when nothing answers.
     /// Config forwarding does not depend on the bridges' command registers.
+    /// Status.Interrupt Status comes from the fabric's record of the
+    /// function's INTx (see [`set_intx`](Self::set_intx)).
     pub fn config_read(&self, bdf: Bdf, reg: u16, data: &mut [u8]) {
         let snap = self.snapshot();
         match snap.lookup(bdf) {
             // A function calling the fabric from its own handler reads
             // all ones from itself rather than deadlocking.
             Some(id) => match snap.node(id).lock() {
-                Some(f) => f.config_read(reg, data),
+                Some(f) => {
+                    f.config_read(reg, data);
+                    drop(f);
+                    overlay_status(snap.node(id), reg, data);
+                }
                 None => data.fill(0xff),
             },
             None => data.fill(0xff),
@@ -91,7 +98,9 @@ impl Fabric {
     /// The routing snapshot is rebuilt when the effects are not empty, when
     /// the write hit a bridge, a Type 0 command or BAR register, or an ACS
     /// capability. A 0 → 1 write of a bridge's Secondary Bus Reset bit hot
-    /// resets every function below it.
+    /// resets every function below it, deasserting their INTx. A write
+    /// to a Command register re-evaluates the function's INTx wire
+    /// against Interrupt Disable.
     pub fn config_write(&self, bdf: Bdf, reg: u16, data: &[u8]) -> ConfigEffects {
         self.config_write_node(bdf, reg, data).effects
     }
@@ -128,7 +137,9 @@ impl Fabric {
         };
         let mut reread = vec![id];
         if sbr_rose {
-            reread.extend(self.reset_below(id, ResetKind::Hot));
+            let below = self.reset_below(id, ResetKind::Hot);
+            self.intx_forget(&below);
+            reread.extend(below);
         }
         let acs = snap.state(id).acs.map(|a| a.offset..a.offset + 0x28);
         let routing = !effects.is_empty()

@@ -76,15 +76,6 @@ pub trait GuestRam: Send + Sync {
     fn write(&self, addr: u64, buf: &[u8]) -> bool;
 }
 
-/// The root complex's interrupt controller: where interrupt messages
-/// (MSI and MSI-X writes to [`MSI_RANGE`](super::MSI_RANGE)) that reach
-/// the root complex are delivered. The VMM's is KVM.
-pub trait InterruptSink: Send + Sync {
-    /// Delivers the message `data` written at `addr`. False when it cannot
-    /// be delivered (the device then sees an Unsupported Request).
-    fn deliver(&self, addr: u64, data: u32) -> bool;
-}
-
 /// The root complex's address translation for untranslated requests.
 pub trait Iommu: Send + Sync {
     /// The guest physical address for `addr` from `requester_id`, or `None`

@@ -36,6 +36,7 @@ mod config;
 mod counters;
 mod dma;
 mod errors;
+mod intx;
 mod mmio;
 mod node;
 mod route;
@@ -47,7 +48,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
 pub use counters::{LinkCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
-pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, InterruptSink, Iommu};
+pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
+pub use intx::InterruptSink;
 pub use route::MAX_REQUEST;
 pub use snapshot::{BridgeState, Window};
 pub use trace::{TraceRecord, TraceSink};
@@ -78,6 +80,8 @@ pub struct Fabric {
     trace: Mutex<Option<TraceSink>>,
     /// Where interrupt messages reaching the root complex go; set once.
     interrupts: OnceLock<Arc<dyn InterruptSink>>,
+    /// The INTx wires driving a GSI, and how many drive each.
+    intx: Mutex<intx::IntxWires>,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -116,6 +120,7 @@ impl Fabric {
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
             interrupts: OnceLock::new(),
+            intx: Mutex::default(),
             ram,
         }
     }
@@ -195,17 +200,23 @@ impl Fabric {
         self.install(&cur, cur.topo.clone(), policy, iommu, reread)
     }
 
-    /// Re-reads every function's routing registers and returns the watched
+    /// Re-reads every function's routing registers (and re-evaluates the
+    /// INTx wires against the Command registers) and returns the watched
     /// BARs that moved. Config writes through the fabric re-read what they
     /// touched by themselves; call this after changing a function behind
     /// the fabric's back (e.g. in [`with_function`](Self::with_function)).
     pub fn refresh(&self) -> Vec<BarMove> {
-        self.rebuild_with(Reread::All, |_, _| {})
+        let moved = self.rebuild_with(Reread::All, |_, _| {});
+        self.intx_recheck(None);
+        moved
     }
 
-    /// Re-reads the routing registers of `ids` only.
+    /// Re-reads the routing registers of `ids` only (and re-evaluates
+    /// their INTx wires against their Command registers).
     pub(crate) fn refresh_nodes(&self, ids: &[NodeId]) -> Vec<BarMove> {
-        self.rebuild_with(Reread::Only(ids), |_, _| {})
+        let moved = self.rebuild_with(Reread::Only(ids), |_, _| {});
+        self.intx_recheck(Some(ids));
+        moved
     }
 
     /// Every watched BAR (RAM-backed, or with doorbells) as a move from
@@ -258,9 +269,11 @@ impl Fabric {
 
     /// Connects the root complex's interrupt range to `sink` (the VMM's
     /// interrupt controller). Once only: false if a sink was already set.
-    /// Until then, interrupt messages complete as Unsupported Requests.
+    /// Until then, interrupt messages complete as Unsupported Requests and
+    /// INTx lines change only inside the fabric; the sink is told of the
+    /// lines asserted when it is connected.
     pub fn set_interrupt_sink(&self, sink: Arc<dyn InterruptSink>) -> bool {
-        self.interrupts.set(sink).is_ok()
+        self.connect_sink(sink)
     }
 
     /// The interrupt sink, if one is connected.
@@ -346,10 +359,11 @@ impl Fabric {
         f(&mut *guard)
     }
 
-    /// Resets node `id`'s function and refreshes the snapshot; returns the
-    /// watched BARs that moved.
+    /// Resets node `id`'s function (deasserting its INTx) and refreshes
+    /// the snapshot; returns the watched BARs that moved.
     pub fn reset(&self, id: NodeId, kind: ResetKind) -> Vec<BarMove> {
         self.with_function(id, |f| f.reset(kind));
+        self.intx_forget(&[id]);
         self.refresh_nodes(&[id])
     }
 
@@ -360,6 +374,7 @@ impl Fabric {
         for node in &snap.topo.nodes {
             node.lock_or_panic().reset(kind);
         }
+        self.intx_forget(&self.nodes());
         self.refresh()
     }
 

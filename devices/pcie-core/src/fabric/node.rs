@@ -4,11 +4,11 @@
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{NodeId, NodeKind};
-use crate::{BarMemory, Doorbell, PciFunction};
+use crate::{reg, BarMemory, Doorbell, InterruptPin, PciFunction};
 
 /// BAR registers of a Type 0 header (a Type 1 header has fewer).
 const BARS: u8 = 6;
@@ -30,6 +30,13 @@ pub(crate) struct Node {
     pub(crate) doorbells: Vec<Doorbell>,
     /// Up bytes, up TLPs, down bytes, down TLPs of the link above.
     pub(crate) counters: [AtomicU64; 4],
+    /// The Interrupt Pin the function declares (read once, it is fixed).
+    pub(crate) intx_pin: InterruptPin,
+    /// The function asks for its INTx: its Status.Interrupt Status.
+    /// Written under the fabric's INTx lock.
+    pub(crate) intx_pending: AtomicBool,
+    /// How many times its INTx wire started driving its GSI.
+    pub(crate) intx_assertions: AtomicU64,
 }
 
 thread_local! {
@@ -54,7 +61,12 @@ impl Node {
     ) -> Self {
         let backings = std::array::from_fn(|i| f.bar_backing(i as u8));
         let doorbells = f.doorbells();
+        let mut pin = [0];
+        f.config_read(reg::INTERRUPT_PIN, &mut pin);
         Node {
+            intx_pin: InterruptPin::from_register(pin[0]).unwrap_or_default(),
+            intx_pending: AtomicBool::new(false),
+            intx_assertions: AtomicU64::new(0),
             backings,
             doorbells,
             name: name.to_owned(),
