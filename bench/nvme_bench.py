@@ -42,14 +42,15 @@ bdf() { for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" 
 
 
 def script(memcpy_len, memcpy_rounds):
-    fio = ("fio --name=b --filename=$n0 --direct=1 --ioengine=libaio --numjobs=1 "
-           f"--size=200M --runtime={RUNTIME} --time_based --minimal")
+    fio = (f"timeout {RUNTIME * 4} fio --name=b --filename=$n0 --direct=1 --ioengine=libaio "
+           f"--numjobs=1 --size=200M --runtime={RUNTIME} --time_based --minimal")
     return DEV + f"""n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1); b0=$(bdf P2PVM-NVME0)
 echo "BENCH devices $n0 $n1 $b0 $(cat /sys/bus/pci/devices/$b0/p2pmem/published)"
 echo "BENCH randread4k $({fio} --rw=randread --bs=4k --iodepth=32)"
 echo "BENCH seqread128k $({fio} --rw=read --bs=128k --iodepth=8)"
-echo "BENCH p2p_copy $(p2pvm-p2pmem copy $b0 $n1 0 $n1 0x4000000 131072 16 2>&1)"
-echo "BENCH memcpy $(p2pvm-p2pmem memcpy $b0 {memcpy_len} {memcpy_rounds} 2>&1)"
+echo "BENCH p2p_copy $(timeout 300 p2pvm-p2pmem copy $b0 $n1 0 $n1 0x4000000 131072 16 2>&1)"
+echo "BENCH memcpy $(timeout 300 p2pvm-p2pmem memcpy $b0 {memcpy_len} {memcpy_rounds} 2>&1)"
+echo "BENCH end"
 """
 
 
@@ -109,39 +110,43 @@ file = "{f1}"
 """)
 
 
-def parse(out):
-    """The BENCH lines of a run, by name."""
+def parse(who, out):
+    """The BENCH lines of a run, by name; a workload that failed or did not
+    finish is None (and its output is shown)."""
     res = {}
     for line in out.decode(errors="replace").splitlines():
-        m = re.search(r"BENCH (\S+) (.*)", line)
+        m = re.search(r"BENCH (\S+) ?(.*)", line)
         if m:
             res[m.group(1)] = m.group(2).strip()
-    need = ("devices", "randread4k", "seqread128k", "p2p_copy", "memcpy")
-    if any(k not in res for k in need):
-        sys.stderr.write(out[-4000:].decode(errors="replace"))
-        raise SystemExit("a run did not print every result")
-    fio = {}
+    if "end" not in res:
+        sys.stderr.write(out[-3000:].decode(errors="replace"))
+        sys.stderr.write(f"\n[bench] {who}: the guest script did not finish\n")
+    got = {"devices": res.get("devices")}
     for k in ("randread4k", "seqread128k"):
-        f = res[k].split(";")
-        if len(f) < 8 or f[4] != "0":
-            raise SystemExit(f"fio {k} failed: {res[k][:300]}")
-        fio[k] = {"iops": float(f[7]), "mib_per_s": float(f[6]) / 1024}
-    copy = re.search(r"copied=(\d+) secs=([\d.]+) mb_per_s=([\d.]+)", res["p2p_copy"])
-    mem = re.search(r"p2pmem_mb_per_s=([\d.]+) ram_mb_per_s=([\d.]+)", res["memcpy"])
-    if not copy or not mem:
-        raise SystemExit(f"p2pmem tool failed: {res['p2p_copy']} / {res['memcpy']}")
-    return {
-        "devices": res["devices"],
-        "randread4k_iops": fio["randread4k"]["iops"],
-        "seqread128k_mib_per_s": fio["seqread128k"]["mib_per_s"],
-        "p2p_copy_mb_per_s": float(copy.group(3)),
-        "p2p_copy_bytes": int(copy.group(1)),
-        "memcpy_p2pmem_mb_per_s": float(mem.group(1)),
-        "memcpy_ram_mb_per_s": float(mem.group(2)),
+        f = res.get(k, "").split(";")
+        ok = len(f) >= 8 and f[4] == "0"
+        if not ok:
+            sys.stderr.write(f"[bench] {who}: fio {k} failed: {res.get(k, '(missing)')[:300]}\n")
+        got[k] = {"iops": float(f[7]), "mib_per_s": float(f[6]) / 1024} if ok else None
+    copy = re.search(r"copied=(\d+) secs=([\d.]+) mb_per_s=([\d.]+)", res.get("p2p_copy", ""))
+    mem = re.search(r"p2pmem_mb_per_s=([\d.]+) ram_mb_per_s=([\d.]+)", res.get("memcpy", ""))
+    for name, m in (("p2p_copy", copy), ("memcpy", mem)):
+        if not m:
+            sys.stderr.write(f"[bench] {who}: {name} failed: {res.get(name, '(missing)')[:300]}\n")
+    r = {
+        "devices": got["devices"],
+        "randread4k_iops": got["randread4k"] and got["randread4k"]["iops"],
+        "seqread128k_mib_per_s": got["seqread128k"] and got["seqread128k"]["mib_per_s"],
+        "p2p_copy_mb_per_s": copy and float(copy.group(3)),
+        "p2p_copy_bytes": copy and int(copy.group(1)),
+        "memcpy_p2pmem_mb_per_s": mem and float(mem.group(1)),
+        "memcpy_ram_mb_per_s": mem and float(mem.group(2)),
     }
+    sys.stderr.write(f"[bench] {who}: {r}\n")
+    return r
 
 
-def run(argv, sample_rss=False):
+def run(who, argv, sample_rss=False):
     """Runs a VMM; returns (parsed results, max RSS KiB beyond RAM/BARs)."""
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
@@ -164,9 +169,8 @@ def run(argv, sample_rss=False):
         if sample_rss:
             t.join()
     if p.returncode != 0:
-        sys.stderr.write(out[-4000:].decode(errors="replace"))
-        raise SystemExit(f"{argv[0]} exited {p.returncode}")
-    return parse(out), rss[0]
+        sys.stderr.write(f"[bench] {who} exited {p.returncode}\n")
+    return parse(who, out), rss[0]
 
 
 def main():
@@ -206,16 +210,20 @@ def main():
     qv = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True)
     res = {"p2pvm": [], "qemu": [], "p2pvm_rss_kib": [], "host_memcpy_mb_per_s": []}
     for _ in range(a.runs):
-        r, rss = run(p2pvm, sample_rss=True)
+        r, rss = run("p2pvm", p2pvm, sample_rss=True)
         res["p2pvm"].append(r)
         res["p2pvm_rss_kib"].append(rss)
-        res["qemu"].append(run(qemu)[0])
+        res["qemu"].append(run("qemu", qemu)[0])
         res["host_memcpy_mb_per_s"].append(host_memcpy_mb_per_s())
     for f in (f0, f1):
         os.remove(f)
 
     def best(who, key):
-        return max(r[key] for r in res[who])
+        v = [r[key] for r in res[who] if r[key] is not None]
+        return max(v) if v else None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
 
     host = max(res["host_memcpy_mb_per_s"])
     summary = {
@@ -228,15 +236,15 @@ def main():
         "p2p_copy_mb_per_s": {"p2pvm": best("p2pvm", "p2p_copy_mb_per_s"),
                               "qemu": best("qemu", "p2p_copy_mb_per_s")},
         "memcpy_p2pmem_over_ram": {
-            "p2pvm": best("p2pvm", "memcpy_p2pmem_mb_per_s") / best("p2pvm", "memcpy_ram_mb_per_s"),
-            "qemu": best("qemu", "memcpy_p2pmem_mb_per_s") / best("qemu", "memcpy_ram_mb_per_s")},
+            who: ratio(best(who, "memcpy_p2pmem_mb_per_s"), best(who, "memcpy_ram_mb_per_s"))
+            for who in ("p2pvm", "qemu")},
         "host_memcpy_mb_per_s": host,
-        "p2pvm_p2p_copy_over_host_memcpy": best("p2pvm", "p2p_copy_mb_per_s") / host,
+        "p2pvm_p2p_copy_over_host_memcpy": ratio(best("p2pvm", "p2p_copy_mb_per_s"), host),
         "p2pvm_rss_beyond_ram_kib": max(res["p2pvm_rss_kib"]),
         "results": res,
     }
     for k in ("randread4k_iops", "seqread128k_mib_per_s", "p2p_copy_mb_per_s"):
-        summary[k]["p2pvm_over_qemu"] = summary[k]["p2pvm"] / max(summary[k]["qemu"], 1e-9)
+        summary[k]["p2pvm_over_qemu"] = ratio(summary[k]["p2pvm"], summary[k]["qemu"])
     report(summary, a.json)
 
 
