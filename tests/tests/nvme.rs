@@ -77,8 +77,9 @@ fn fio(dev: &str, qd: u32) -> String {
     )
 }
 
-#[test]
-fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
+/// fio with verification at QD1 and QD32 on both controllers, on a guest
+/// with `cpus` vCPUs.
+fn fio_on_both(cpus: &str) {
     let mut script =
         format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
     for d in ["${n0}n1", "${n1}n1"] {
@@ -87,7 +88,7 @@ fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
             script.push('\n');
         }
     }
-    let r = guest(&[], &script);
+    let r = guest(&["--cpus", cpus], &script);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = section(&r.stdout, "fio");
     assert_eq!(
@@ -95,6 +96,16 @@ fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
         4,
         "{out}"
     );
+}
+
+#[test]
+fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
+    fio_on_both("1");
+}
+
+#[test]
+fn fio_verifies_on_two_vcpus() {
+    fio_on_both("2");
 }
 
 #[test]

@@ -215,6 +215,15 @@ mod tests {
         }
     }
 
+    fn ram_ns() -> Arc<Namespace> {
+        let cfg = NamespaceConfig {
+            size: 1 << 20,
+            lba_size: 512,
+            backing: BackingKind::Ram,
+        };
+        Arc::new(Namespace::open(&cfg).unwrap())
+    }
+
     fn wait(pool: &FilePool, n: usize) -> Vec<Done> {
         let t0 = Instant::now();
         let mut all = Vec::new();
@@ -228,14 +237,7 @@ mod tests {
 
     #[test]
     fn jobs_run_on_the_pool_and_notify_once_each() {
-        let ns = Arc::new(
-            Namespace::open(&NamespaceConfig {
-                size: 1 << 20,
-                lba_size: 512,
-                backing: BackingKind::Ram,
-            })
-            .unwrap(),
-        );
+        let ns = ram_ns();
         let count = Arc::new(Count::default());
         let pool = FilePool::new("t", 2, count.clone()).unwrap();
         let data: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
@@ -276,14 +278,7 @@ mod tests {
 
     #[test]
     fn a_stuck_request_does_not_hold_up_the_ones_behind_it() {
-        let ns = Arc::new(
-            Namespace::open(&NamespaceConfig {
-                size: 1 << 20,
-                lba_size: 512,
-                backing: BackingKind::Ram,
-            })
-            .unwrap(),
-        );
+        let ns = ram_ns();
         let pool = FilePool::new("t", 2, Arc::new(Count::default())).unwrap();
         let (go, stuck) = channel();
         assert!(pool.submit(Job {
