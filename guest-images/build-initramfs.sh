@@ -334,8 +334,11 @@ install -m 0755 "$agent_bin" "$root/usr/sbin/p2pvm-agent"
 install -m 0755 "${agent_bin%/*}/p2pvm-testdev" "$root/usr/bin/p2pvm-testdev"
 # Peer-to-peer block I/O through p2pmem (O_DIRECT on a p2pmem mapping).
 install -m 0755 "${agent_bin%/*}/p2pvm-p2pmem" "$root/usr/bin/p2pvm-p2pmem"
+# A hostile NVMe host (raw registers and queues) for the controller's tests.
+install -m 0755 "${agent_bin%/*}/p2pvm-nvme-raw" "$root/usr/bin/p2pvm-nvme-raw"
 if command -v strip >/dev/null; then
-  strip "$root/usr/sbin/p2pvm-agent" "$root/usr/bin/p2pvm-testdev" "$root/usr/bin/p2pvm-p2pmem"
+  strip "$root/usr/sbin/p2pvm-agent" "$root/usr/bin/p2pvm-testdev" "$root/usr/bin/p2pvm-p2pmem" \
+    "$root/usr/bin/p2pvm-nvme-raw"
 fi
 install -m 0755 "$here/init" "$root/init"
 
