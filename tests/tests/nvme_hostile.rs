@@ -84,12 +84,7 @@ fn must_pass(scenario: &str) -> &'static [&'static str] {
 /// Checks that fail today because of controller bugs, with what is wrong:
 /// their `FAIL` lines are printed and tolerated (the tool then exits 1).
 /// A check listed here that passes fails the test: delete its entry.
-const KNOWN_BUGS: &[(&str, &str)] = &[(
-    "log-beyond-mdts",
-    "a Get Log Page one page larger than MDTS (512 KiB + 4 KiB) completes with success; \
-     NVMe 1.4 (Identify Controller, MDTS) aborts a command beyond MDTS with Invalid Field \
-     in Command. nvme-cmb's get_log_page allows up to 1 MiB",
-)];
+const KNOWN_BUGS: &[(&str, &str)] = &[];
 
 /// The check a `FAIL NAME: ...` or `ok NAME: ...` line is about.
 fn check_name(line: &str) -> Option<&str> {

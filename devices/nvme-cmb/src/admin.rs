@@ -99,7 +99,8 @@ impl NvmeEngine {
         let numd = u64::from(cmd.cdw10 >> 16) | (u64::from(cmd.cdw11 & 0xffff) << 16);
         let len = (numd + 1) * 4;
         let offset = u64::from(cmd.cdw12) | (u64::from(cmd.cdw13) << 32);
-        if offset % 4 != 0 || len > 1 << 20 {
+        // Beyond MDTS: Invalid Field (Identify Controller, MDTS).
+        if offset % 4 != 0 || len > crate::io::MAX_TRANSFER {
             return Err(Status::INVALID_FIELD);
         }
         let page = match lid {

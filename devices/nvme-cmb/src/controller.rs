@@ -143,6 +143,14 @@ impl NvmeController {
             self.notify.notify();
             return;
         }
+        if offset >= reg::DOORBELLS {
+            // A doorbell of a queue this controller cannot have.
+            self.shared
+                .stray_doorbell
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.notify.notify();
+            return;
+        }
         if offset >= REG_END {
             return;
         }

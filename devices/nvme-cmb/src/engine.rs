@@ -5,6 +5,7 @@
 //! interrupt or a namespace access.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -195,6 +196,7 @@ impl NvmeEngine {
         if !self.st.enabled {
             // Doorbells of a disabled controller are ignored.
             let _ = self.shared.take_rung();
+            self.shared.stray_doorbell.store(false, Ordering::Release);
             self.finish_shutdown();
             self.update_intx();
             return;
@@ -301,6 +303,9 @@ impl NvmeEngine {
 
     /// Applies the doorbells written since the last pass.
     fn doorbells(&mut self) {
+        if self.shared.stray_doorbell.swap(false, Ordering::AcqRel) {
+            self.doorbell_error(aen::INVALID_DOORBELL_REGISTER);
+        }
         for (index, value) in self.shared.take_rung() {
             let qid = index / 2;
             if qid != 0 && self.st.shadow.is_some() {
@@ -318,7 +323,9 @@ impl NvmeEngine {
                 }
             } else {
                 match self.st.cqs.get_mut(qid).and_then(Option::as_mut) {
-                    Some(cq) if value < cq.size => {
+                    // The head may move only over entries the controller
+                    // posted (up to the tail).
+                    Some(cq) if value < cq.size && cq.head_ok(value) => {
                         cq.head = value;
                         Some(true)
                     }
@@ -328,23 +335,33 @@ impl NvmeEngine {
             };
             match ok {
                 Some(true) => {}
-                Some(false) => self.event(Event {
-                    kind: 0,
-                    info: aen::INVALID_DOORBELL_VALUE,
-                    log: crate::log_page::log_id::ERROR,
-                }),
-                None => self.event(Event {
-                    kind: 0,
-                    info: aen::INVALID_DOORBELL_REGISTER,
-                    log: crate::log_page::log_id::ERROR,
-                }),
+                Some(false) => self.doorbell_error(aen::INVALID_DOORBELL_VALUE),
+                None => self.doorbell_error(aen::INVALID_DOORBELL_REGISTER),
             }
         }
     }
 
-    /// Queues an asynchronous event (dropped while its type is masked).
+    /// A bad doorbell write: an Error Information entry (no command) and
+    /// the error asynchronous event `info`.
+    fn doorbell_error(&mut self, info: u8) {
+        self.errors.record(ErrorEntry {
+            sqid: 0xffff,
+            cid: 0xffff,
+            status_field: crate::log_page::STATUS_NOT_COMMAND,
+            param_location: 0xffff,
+            ..ErrorEntry::default()
+        });
+        self.event(Event {
+            kind: 0,
+            info,
+            log: crate::log_page::log_id::ERROR,
+        });
+    }
+
+    /// Queues an asynchronous event (once). One of a masked type waits
+    /// until the host reads the log page that unmasks it.
     pub(crate) fn event(&mut self, e: Event) {
-        if self.st.masked & (1 << e.kind) == 0 && !self.st.events.contains(&e) {
+        if !self.st.events.contains(&e) {
             self.st.events.push_back(e);
         }
     }
@@ -463,7 +480,16 @@ impl NvmeEngine {
             if self.st.cqs[0].is_none_or(|cq| cq.full()) {
                 break;
             }
-            let (Some(cid), Some(e)) = (self.st.aer.pop(), self.st.events.pop_front()) else {
+            let masked = self.st.masked;
+            let Some(at) = self
+                .st
+                .events
+                .iter()
+                .position(|e| masked & (1 << e.kind) == 0)
+            else {
+                break;
+            };
+            let (Some(cid), Some(e)) = (self.st.aer.pop(), self.st.events.remove(at)) else {
                 break;
             };
             self.st.masked |= 1 << e.kind;

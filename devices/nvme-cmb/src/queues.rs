@@ -69,6 +69,13 @@ impl Cq {
         }
     }
 
+    /// Whether `head` is a head the host can have: from the current head
+    /// up to the tail, over posted entries only.
+    pub(crate) fn head_ok(&self, head: u32) -> bool {
+        let span = |to: u32| (to + self.size - self.head) % self.size;
+        span(head) <= span(self.tail)
+    }
+
     /// True when one more entry would overwrite one the host has not
     /// consumed.
     pub(crate) fn full(&self) -> bool {

@@ -121,7 +121,7 @@ impl NvmeEngine {
             let cqid = usize::from(sq.cqid);
             if let Some(cq) = self.st.cqs[cqid].as_mut() {
                 match sb.read(mem, 2 * cqid + 1) {
-                    Some(h) if h < cq.size => cq.head = h,
+                    Some(h) if h < cq.size && cq.head_ok(h) => cq.head = h,
                     _ => {}
                 }
             }

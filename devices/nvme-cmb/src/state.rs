@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) doorbell: Box<[AtomicU32]>,
     /// Which doorbells were written since the engine last looked.
     rung: Box<[AtomicU64]>,
+    /// A write hit the doorbell area past the supported queues.
+    pub(crate) stray_doorbell: std::sync::atomic::AtomicBool,
     /// The controller's counters.
     pub(crate) counters: Counters,
 }
@@ -105,6 +107,7 @@ impl Shared {
     pub(crate) fn new(config: Type0Config, msix: Msix) -> Self {
         let n = doorbells();
         Shared {
+            stray_doorbell: std::sync::atomic::AtomicBool::new(false),
             core: Mutex::new(Core {
                 power_on: config.clone(),
                 config,

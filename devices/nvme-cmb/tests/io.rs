@@ -323,3 +323,49 @@ fn a_full_cq_holds_completions_until_the_host_frees_it() {
     let second = r.reap(1, 1).expect("second, after the head moved");
     assert_eq!(second.cid, b);
 }
+
+#[test]
+fn doorbell_errors_are_logged_and_an_event_waits_while_its_type_is_masked() {
+    let r = Rig::new();
+    r.ready(1);
+    let aer = Command {
+        opcode: admin_op::ASYNC_EVENT_REQUEST,
+        ..Command::default()
+    };
+    let first = r.submit(1, 0, aer);
+    // Doorbell 200: inside BAR 0, past the 65 queue pairs there can be.
+    r.write32(1, reg::DOORBELLS + 4 * 200, 1);
+    r.run(1);
+    let ev = r.reap(1, 0).expect("the event");
+    assert_eq!((ev.cid, ev.dw0 & 0xff_ffff), (first, 0x01_00_00));
+    // Error events are masked now. CQ 1 is empty (head = tail = 0): a
+    // head of 5 moves over entries never posted, an invalid value.
+    let second = r.submit(1, 0, aer);
+    r.write32(1, reg::DOORBELLS + 8 + 4, 5);
+    r.run(1);
+    assert_eq!(r.reap(1, 0), None, "masked until the log is read");
+    // Reading the Error log (RAE = 0) unmasks; the waiting event comes.
+    let log = r.exec(
+        1,
+        0,
+        Command {
+            opcode: admin_op::GET_LOG_PAGE,
+            dptr: prp(DATA, 0),
+            cdw10: 1 | (15 << 16), // LID 1, 16 dwords: the newest entry
+            ..Command::default()
+        },
+    );
+    assert!(log.status.is_success());
+    let e = r.peek(DATA, 64);
+    assert_eq!(
+        u64::from_le_bytes(e[0..8].try_into().unwrap()),
+        2,
+        "two errors"
+    );
+    assert_eq!(&e[8..12], &[0xff; 4], "no SQ, no command");
+    let ev = r.reap(1, 0).expect("the event that waited");
+    assert_eq!((ev.cid, ev.dw0 & 0xff_ffff), (second, 0x01_01_00));
+    // The bad head was ignored: I/O on queue 1 still works.
+    let data = pattern(512, 4);
+    assert_eq!(round_trip(&r, 1, 2, DATA, DATA + 0x1000, &data), data);
+}
