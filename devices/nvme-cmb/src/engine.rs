@@ -99,8 +99,8 @@ pub struct NvmeEngine {
     pub(crate) errors: ErrorLog,
     pub(crate) health: Health,
     pub(crate) started: Instant,
-    /// The data buffer commands reuse (up to MDTS).
-    pub(crate) buf: Vec<u8>,
+    /// Data buffers commands reuse (see `take_buf`).
+    pub(crate) bufs: Vec<Vec<u8>>,
     /// Switches the I/O doorbells' ioeventfds.
     pub(crate) bells: Arc<dyn DoorbellControl>,
     /// Which I/O doorbells are on their ioeventfd now.
@@ -165,7 +165,7 @@ impl NvmeEngine {
                 ..Health::default()
             },
             started: Instant::now(),
-            buf: Vec::new(),
+            bufs: Vec::new(),
             bells,
             armed: vec![false; doorbells() - FIRST_IO_DOORBELL],
         }
@@ -190,6 +190,9 @@ impl NvmeEngine {
     /// Does everything due: control, doorbells, commands, interrupts.
     pub fn run(&mut self) {
         let ctl = self.control();
+        // A reset retired the file pool under the lock; wait for its
+        // running jobs here, with no lock held.
+        self.inflight.drop_retired();
         self.refresh_intx_mode();
         self.shutdown_pending |= ctl.flush;
         self.send(ctl.due);

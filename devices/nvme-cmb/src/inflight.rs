@@ -56,6 +56,8 @@ pub(crate) struct InFlight {
     name: String,
     notify: Arc<dyn Notifier>,
     pool: Option<FilePool>,
+    /// Pools a reset retired, joined outside the lock.
+    retired: Vec<FilePool>,
     next_tag: u64,
     pending: HashMap<u64, Pending>,
     ready: VecDeque<Ready>,
@@ -78,6 +80,7 @@ impl InFlight {
             name,
             notify,
             pool: None,
+            retired: Vec::new(),
             next_tag: 0,
             pending: HashMap::new(),
             ready: VecDeque::new(),
@@ -88,6 +91,12 @@ impl InFlight {
     /// Commands in flight or waiting to be posted.
     pub(crate) fn len(&self) -> usize {
         self.pending.len() + self.ready.len()
+    }
+
+    /// Joins retired pools (their threads finish the job they are on).
+    /// Never call it holding the controller's lock.
+    pub(crate) fn drop_retired(&mut self) {
+        self.retired.clear();
     }
 
     /// Commands whose job is still on the pool.
@@ -105,11 +114,15 @@ impl InFlight {
         self.len() < MAX_IN_FLIGHT
     }
 
-    /// Forgets every command and stops the pool (a reset): jobs not yet
-    /// started are cancelled, running ones finish (this waits for them)
-    /// and nothing they return is used.
+    /// Forgets every command and retires the pool (a reset): jobs not yet
+    /// started are cancelled, running ones finish and nothing they return
+    /// is used. Runs under the controller's lock, so it does not wait for
+    /// them: [`drop_retired`](Self::drop_retired) does, after the lock.
     pub(crate) fn clear(&mut self) {
-        self.pool = None;
+        if let Some(p) = self.pool.take() {
+            p.cancel();
+            self.retired.push(p);
+        }
         self.pending.clear();
         self.ready.clear();
         self.reserved.iter_mut().for_each(|r| *r = 0);
@@ -216,14 +229,23 @@ impl NvmeEngine {
                         self.health.bytes_read += buf.len() as u64;
                         self.health.host_reads += 1;
                     }
+                    self.give_buf(buf);
                     s.err().unwrap_or(Status::SUCCESS)
                 }
-                (Ok(have), Then::Compare(want)) if have == want => Status::SUCCESS,
-                (Ok(_), Then::Compare(_)) => Status::COMPARE_FAILURE,
+                (Ok(have), Then::Compare(want)) => {
+                    let same = have == want;
+                    self.give_buf(have);
+                    self.give_buf(want);
+                    if same {
+                        Status::SUCCESS
+                    } else {
+                        Status::COMPARE_FAILURE
+                    }
+                }
                 (Ok(buf), Then::Written(n)) => {
                     self.health.bytes_written += n;
                     self.health.host_writes += 1;
-                    self.buf = buf; // reuse the allocation
+                    self.give_buf(buf);
                     Status::SUCCESS
                 }
                 (Ok(_), Then::Nothing) => Status::SUCCESS,

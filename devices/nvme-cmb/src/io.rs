@@ -18,6 +18,11 @@ pub const MDTS: u8 = 7;
 /// The most bytes one command moves.
 pub const MAX_TRANSFER: u64 = 4096 << MDTS;
 
+/// Data buffers the engine keeps for reuse, and the largest it keeps: at
+/// most 2 MiB stays allocated between commands.
+const KEEP_BUFS: usize = 16;
+const KEEP_BUF: usize = 128 << 10;
+
 /// Dataset Management: Attribute Deallocate (dword 11 bit 2).
 const DSM_DEALLOCATE: u32 = 1 << 2;
 
@@ -107,11 +112,27 @@ impl NvmeEngine {
         data_segments(mem, cmd, len, self.st.page_size, true)
     }
 
-    fn take_buf(&mut self, len: u64) -> Vec<u8> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        buf.resize(len as usize, 0);
+    /// A data buffer of `len` bytes from the free list. Its contents are
+    /// stale: every user fills all of it (a read from the namespace, a
+    /// gather from the host) before anything reads it, so a reused buffer
+    /// is not zeroed again.
+    pub(crate) fn take_buf(&mut self, len: u64) -> Vec<u8> {
+        let mut buf = self.bufs.pop().unwrap_or_default();
+        let len = len as usize;
+        if buf.len() < len {
+            buf.resize(len, 0);
+        } else {
+            buf.truncate(len);
+        }
         buf
+    }
+
+    /// Gives a data buffer back to the free list (a bounded number of
+    /// them, of at most [`KEEP_BUF`] bytes).
+    pub(crate) fn give_buf(&mut self, buf: Vec<u8>) {
+        if self.bufs.len() < KEEP_BUFS && buf.capacity() <= KEEP_BUF {
+            self.bufs.push(buf);
+        }
     }
 
     fn read(&mut self, mem: &CtrlMemory<'_>, cmd: &Command) -> Result<Async, Status> {
@@ -122,7 +143,7 @@ impl NvmeEngine {
             let op = Op::Read {
                 ns,
                 offset: off,
-                len: len as usize,
+                buf: self.take_buf(len),
             };
             return Ok(Async::Queue(op, Then::Scatter(segs)));
         }
@@ -131,7 +152,7 @@ impl NvmeEngine {
             .read_at(off, &mut buf)
             .map_err(|_| Status::INTERNAL_ERROR)
             .and_then(|()| scatter(mem, &segs, &buf));
-        self.buf = buf;
+        self.give_buf(buf);
         r?;
         self.health.bytes_read += len;
         self.health.host_reads += 1;
@@ -154,14 +175,14 @@ impl NvmeEngine {
         let mut buf = self.take_buf(len);
         if ns.is_file() {
             if let Err(s) = gather(mem, &segs, &mut buf) {
-                self.buf = buf;
+                self.give_buf(buf);
                 return Err(s);
             }
             let (op, then) = if compare {
                 let op = Op::Read {
                     ns,
                     offset: off,
-                    len: len as usize,
+                    buf: self.take_buf(len),
                 };
                 (op, Then::Compare(buf))
             } else {
@@ -192,7 +213,7 @@ impl NvmeEngine {
             }
             Ok(())
         });
-        self.buf = buf;
+        self.give_buf(buf);
         r?;
         if !compare {
             self.health.bytes_written += len;

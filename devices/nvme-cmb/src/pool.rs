@@ -28,11 +28,11 @@ pub(crate) const MAX_IN_FLIGHT: usize = 64;
 /// What a job does.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Read `len` bytes at byte `offset` into a new buffer.
+    /// Fill `buf` from byte `offset`.
     Read {
         ns: Arc<Namespace>,
         offset: u64,
-        len: usize,
+        buf: Vec<u8>,
     },
     /// Write `data` (gathered by the engine) at byte `offset`; with
     /// `sync` (Force Unit Access, or no volatile write cache), then
@@ -119,6 +119,11 @@ impl FilePool {
         self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
     }
 
+    /// Cancels the jobs not yet started (they are dropped unrun).
+    pub(crate) fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
     /// The jobs finished since the last call, in the order they finished.
     pub(crate) fn take_done(&self) -> Vec<Done> {
         std::mem::take(&mut *self.done.lock().unwrap_or_else(|e| e.into_inner()))
@@ -163,8 +168,11 @@ fn worker(
 
 fn run(job: Job) -> io::Result<Vec<u8>> {
     match job.op {
-        Op::Read { ns, offset, len } => {
-            let mut buf = vec![0; len];
+        Op::Read {
+            ns,
+            offset,
+            mut buf,
+        } => {
             ns.read_at(offset, &mut buf)?;
             Ok(buf)
         }
@@ -256,7 +264,7 @@ mod tests {
             op: Op::Read {
                 ns: ns.clone(),
                 offset: 8192,
-                len: 4096
+                buf: vec![0; 4096]
             },
         }));
         let d = wait(&pool, 1);
@@ -269,7 +277,7 @@ mod tests {
             op: Op::Read {
                 ns,
                 offset: 1 << 20,
-                len: 512
+                buf: vec![0; 512]
             },
         }));
         assert!(wait(&pool, 1)[0].result.is_err());
@@ -291,7 +299,7 @@ mod tests {
                 op: Op::Read {
                     ns: ns.clone(),
                     offset: 0,
-                    len: 512
+                    buf: vec![0; 512]
                 },
             }));
         }
