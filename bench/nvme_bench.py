@@ -14,7 +14,7 @@ The guest (1 vCPU, 1 GiB) runs the same script on both:
                into nvme0's p2pmem and write back to nvme1, data checked
   memcpy       p2pvm-p2pmem memcpy: guest CPU copies into a p2pmem mapping
                and into RAM, after a warm-up round (QEMU traps each access
-               to its CMB, so it gets 16 KiB once, p2pvm 4 MiB four times)
+               to its CMB, so it gets 4 KiB once, p2pvm 4 MiB four times)
 
 Also recorded: host memcpy bandwidth in the box (the p2p copy is given as
 a fraction of it) and p2pvm's resident memory beyond guest RAM and BAR
@@ -194,7 +194,7 @@ def main():
     p2pvm = [a.p2pvm, "run", "--host", "kvm", "--topology", topo, "--memory", GUEST_MEM,
              "--kernel", staged["vmlinux"], "--initrd", staged["initrd"],
              "--timeout", "900", "--exec", script(4 << 20, 4)]
-    combined = with_command(tmp, staged["initrd"], f"({script(16 << 10, 1)}) >/dev/ttyS0 2>&1")
+    combined = with_command(tmp, staged["initrd"], f"({script(4 << 10, 1)}) >/dev/ttyS0 2>&1")
     qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", GUEST_MEM,
             "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", staged["bzimage"], "-initrd", combined, "-append", CMDLINE,

@@ -345,6 +345,18 @@ impl GuestRam for GuestMemoryRam {
             .write_slice(buf, vm_memory::GuestAddress(addr))
             .is_ok()
     }
+
+    /// Inside one region: its mmap, which lives as long as any clone of
+    /// the `GuestMemoryMmap` (this one included) and never moves.
+    fn host_range(&self, addr: u64, len: usize) -> Option<std::ptr::NonNull<u8>> {
+        use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+        let r = self.0.find_region(GuestAddress(addr))?;
+        let off = addr - r.start_addr().raw_value();
+        if off.checked_add(len as u64)? > r.len() {
+            return None;
+        }
+        std::ptr::NonNull::new(self.0.get_host_address(GuestAddress(addr)).ok()?)
+    }
 }
 
 #[cfg(test)]

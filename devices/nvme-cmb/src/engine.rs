@@ -129,6 +129,8 @@ impl std::fmt::Debug for NvmeEngine {
 struct Control {
     due: Vec<MsiMessage>,
     flush: bool,
+    /// A reset retired a busy file pool: clear CSTS.RDY after joining it.
+    ready_low_later: bool,
 }
 
 impl NvmeEngine {
@@ -193,6 +195,13 @@ impl NvmeEngine {
         // A reset retired the file pool under the lock; wait for its
         // running jobs here, with no lock held.
         self.inflight.drop_retired();
+        if ctl.ready_low_later {
+            let mut core = self.shared.lock();
+            // Unless the host already enabled again (it must not have).
+            if core.regs.cc & cc::EN == 0 {
+                core.regs.csts &= !(csts::RDY | csts::SHST_MASK | csts::CFS);
+            }
+        }
         self.refresh_intx_mode();
         self.shutdown_pending |= ctl.flush;
         self.send(ctl.due);
@@ -209,7 +218,7 @@ impl NvmeEngine {
         let (dma, cmb, shared) = (self.dma.clone(), self.cmb.clone(), self.shared.clone());
         let mem = CtrlMemory {
             dma: &dma,
-            cmb: cmb.as_deref().zip(cmb_base),
+            cmb: cmb.as_ref().zip(cmb_base),
             counters: &shared.counters,
         };
         let vectors = self.process(&mem);
@@ -257,7 +266,13 @@ impl NvmeEngine {
         if cc_now & cc::EN == 0 {
             if self.st.enabled || core.regs.csts & (csts::RDY | csts::SHST_MASK) != 0 {
                 self.disable();
-                core.regs.csts &= !(csts::RDY | csts::SHST_MASK | csts::CFS);
+                if self.inflight.has_retired() {
+                    // Jobs may still be moving data: RDY drops once they
+                    // are joined, outside the lock (see `run`).
+                    out.ready_low_later = true;
+                } else {
+                    core.regs.csts &= !(csts::RDY | csts::SHST_MASK | csts::CFS);
+                }
             }
             return out;
         }

@@ -31,6 +31,8 @@ pub(crate) enum Then {
     Compare(Vec<u8>),
     /// Count a write of this many bytes.
     Written(u64),
+    /// Count a read of this many bytes, already in host memory (mapped).
+    ReadMapped(u64),
     /// Nothing (Flush, Write Zeroes, Dataset Management).
     Nothing,
 }
@@ -91,6 +93,11 @@ impl InFlight {
     /// Commands in flight or waiting to be posted.
     pub(crate) fn len(&self) -> usize {
         self.pending.len() + self.ready.len()
+    }
+
+    /// Whether a reset retired a pool not joined yet.
+    pub(crate) fn has_retired(&self) -> bool {
+        !self.retired.is_empty()
     }
 
     /// Joins retired pools (their threads finish the job they are on).
@@ -246,6 +253,11 @@ impl NvmeEngine {
                     self.health.bytes_written += n;
                     self.health.host_writes += 1;
                     self.give_buf(buf);
+                    Status::SUCCESS
+                }
+                (Ok(_), Then::ReadMapped(n)) => {
+                    self.health.bytes_read += n;
+                    self.health.host_reads += 1;
                     Status::SUCCESS
                 }
                 (Ok(_), Then::Nothing) => Status::SUCCESS,

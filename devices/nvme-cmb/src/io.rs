@@ -130,7 +130,8 @@ impl NvmeEngine {
     /// Gives a data buffer back to the free list (a bounded number of
     /// them, of at most [`KEEP_BUF`] bytes).
     pub(crate) fn give_buf(&mut self, buf: Vec<u8>) {
-        if self.bufs.len() < KEEP_BUFS && buf.capacity() <= KEEP_BUF {
+        let keep = (1..=KEEP_BUF).contains(&buf.capacity());
+        if self.bufs.len() < KEEP_BUFS && keep {
             self.bufs.push(buf);
         }
     }
@@ -140,6 +141,14 @@ impl NvmeEngine {
         let segs = self.segments(mem, cmd, len)?;
         self.check_cmb_data(mem, &segs, true)?;
         if ns.is_file() {
+            if let Some(map) = mem.map(&segs, true)? {
+                let op = Op::ReadInto {
+                    ns,
+                    offset: off,
+                    map,
+                };
+                return Ok(Async::Queue(op, Then::ReadMapped(len)));
+            }
             let op = Op::Read {
                 ns,
                 offset: off,
@@ -172,6 +181,17 @@ impl NvmeEngine {
         self.check_cmb_data(mem, &segs, false)?;
         // Force Unit Access, or no volatile write cache: durable now.
         let sync = cmd.cdw12 & (1 << 30) != 0 || !self.st.features.write_cache;
+        if ns.is_file() && !compare {
+            if let Some(map) = mem.map(&segs, false)? {
+                let op = Op::WriteFrom {
+                    ns,
+                    offset: off,
+                    map,
+                    sync,
+                };
+                return Ok(Async::Queue(op, Then::Written(len)));
+            }
+        }
         let mut buf = self.take_buf(len);
         if ns.is_file() {
             if let Err(s) = gather(mem, &segs, &mut buf) {

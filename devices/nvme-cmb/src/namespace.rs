@@ -231,6 +231,26 @@ impl Namespace {
         }
     }
 
+    /// Reads `map.len()` bytes at byte `offset` straight into the mapped
+    /// memory (a file namespace: one `preadv`; RAM: refused, it copies).
+    pub fn read_into(&self, offset: u64, map: &pcie_core::DmaMap) -> io::Result<()> {
+        self.check(offset, map.len() as u64)?;
+        match &self.store {
+            Store::File { file, .. } => map.fill_from_fd(file.as_raw_fd(), offset),
+            Store::Ram(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Writes the mapped memory at byte `offset` (a file namespace: one
+    /// `pwritev`; RAM: refused).
+    pub fn write_from(&self, offset: u64, map: &pcie_core::DmaMap) -> io::Result<()> {
+        self.check(offset, map.len() as u64)?;
+        match &self.store {
+            Store::File { file, .. } => map.drain_to_fd(file.as_raw_fd(), offset),
+            Store::Ram(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Makes written data durable: `fdatasync` for a file, nothing for RAM.
     pub fn flush(&self) -> io::Result<()> {
         match &self.store {

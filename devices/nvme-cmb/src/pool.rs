@@ -13,7 +13,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use pcie_core::Notifier;
+use pcie_core::{DmaMap, Notifier};
 
 use crate::namespace::Namespace;
 
@@ -41,6 +41,19 @@ pub(crate) enum Op {
         ns: Arc<Namespace>,
         offset: u64,
         data: Vec<u8>,
+        sync: bool,
+    },
+    /// Read into mapped memory from byte `offset` (mapped DMA).
+    ReadInto {
+        ns: Arc<Namespace>,
+        offset: u64,
+        map: DmaMap,
+    },
+    /// Write mapped memory at byte `offset`, then `fdatasync` if `sync`.
+    WriteFrom {
+        ns: Arc<Namespace>,
+        offset: u64,
+        map: DmaMap,
         sync: bool,
     },
     /// `fdatasync` every namespace.
@@ -187,6 +200,19 @@ fn run(job: Job) -> io::Result<Vec<u8>> {
                 ns.flush()?;
             }
             Ok(data)
+        }
+        Op::ReadInto { ns, offset, map } => ns.read_into(offset, &map).map(|()| Vec::new()),
+        Op::WriteFrom {
+            ns,
+            offset,
+            map,
+            sync,
+        } => {
+            ns.write_from(offset, &map)?;
+            if sync {
+                ns.flush()?;
+            }
+            Ok(Vec::new())
         }
         Op::Flush(all) => {
             for ns in all {

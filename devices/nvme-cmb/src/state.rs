@@ -61,6 +61,10 @@ pub struct Counters {
     pub cmb_data_bytes: AtomicU64,
     /// Data bytes moved through the fabric router.
     pub dma_data_bytes: AtomicU64,
+    /// Of those bytes (both kinds), the ones a file job moved straight
+    /// between the namespace file and the mapped target memory, with no
+    /// bounce buffer (mapped DMA).
+    pub mapped_data_bytes: AtomicU64,
     /// Commands completed.
     pub completions: AtomicU64,
     /// Interrupt messages sent.
@@ -77,6 +81,7 @@ impl Counters {
             ("sqe_fetch_cmb", v(&self.sqe_fetch_cmb)),
             ("cmb_data_bytes", v(&self.cmb_data_bytes)),
             ("dma_data_bytes", v(&self.dma_data_bytes)),
+            ("mapped_data_bytes", v(&self.mapped_data_bytes)),
             ("completions", v(&self.completions)),
             ("interrupts", v(&self.interrupts)),
         ]

@@ -88,6 +88,10 @@ fn sixteen_writes_in_flight_land_in_the_file_and_read_back() {
         assert_eq!(r.host_read(back + i * 0x1000, 4096), pattern(4096, i as u8));
     }
     assert_eq!(r.engine(1).in_flight(), 0);
+    // RAM is mappable: every byte went file <-> guest memory directly.
+    let c = r.engine(1).counters().snapshot();
+    let get = |k: &str| c.iter().find(|(n, _)| *n == k).unwrap().1;
+    assert_eq!(get("mapped_data_bytes"), 2 * 16 * 4096);
 }
 
 #[test]
@@ -187,4 +191,23 @@ fn shutdown_waits_for_writes_in_flight() {
             pattern(4096, 40 + i as u8)
         );
     }
+}
+
+#[test]
+fn a_file_read_into_the_peers_cmb_lands_in_its_memory() {
+    let f = TempFile::new("p2p");
+    let r = rig(&f);
+    r.enable(0);
+    // Controller 0's CMB is a RAM-backed BAR: controller 1's file read
+    // maps it (no bounce buffer) through the switch.
+    let data = pattern(8192, 77);
+    r.host_write(DATA, &data);
+    assert!(r
+        .exec(1, 1, rw(true, 200, 16, prp(DATA, DATA + 4096)))
+        .status
+        .is_success());
+    let cmb = r.bar(0, nvme_cmb::CMB_BAR);
+    let rd = r.exec(1, 1, rw(false, 200, 16, prp(cmb + 0x10000, cmb + 0x11000)));
+    assert!(rd.status.is_success(), "{}", rd.status);
+    assert_eq!(r.host_read(cmb + 0x10000, 8192), data);
 }

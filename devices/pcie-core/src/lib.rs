@@ -52,9 +52,9 @@ pub use config_space::{ConfigSpace, Watch, CONFIG_SPACE_SIZE};
 pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
 pub use fabric::{
-    AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaRequest,
-    Fabric, GuestRam, Hop, Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind, RcP2pPolicy,
-    Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD,
+    AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaMap,
+    DmaRequest, Fabric, GuestRam, Hop, Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind,
+    RcP2pPolicy, Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD,
     MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{

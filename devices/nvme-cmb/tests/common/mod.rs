@@ -97,6 +97,15 @@ impl GuestRam for VecRam {
             None => false,
         }
     }
+
+    /// The vector never grows or moves, so its buffer serves mapped DMA
+    /// (the file pool's `preadv`/`pwritev`) like guest RAM's mmap does.
+    fn host_range(&self, addr: u64, len: usize) -> Option<std::ptr::NonNull<u8>> {
+        let mut mem = self.0.lock().unwrap();
+        let at = usize::try_from(addr).ok()?;
+        mem.get_mut(at..at.checked_add(len)?)?;
+        std::ptr::NonNull::new(mem.as_mut_ptr().wrapping_add(at))
+    }
 }
 
 /// Records every interrupt message, and every INTx line change.

@@ -74,6 +74,14 @@ pub trait GuestRam: Send + Sync {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
     /// Writes `buf` at `addr`.
     fn write(&self, addr: u64, buf: &[u8]) -> bool;
+
+    /// The host address of `[addr, addr + len)` when it is one contiguous
+    /// host mapping that stays valid (and mapped at the same place) for as
+    /// long as this object lives; None otherwise, and by default. Mapped
+    /// DMA ([`DmaHandle::map`]) uses it.
+    fn host_range(&self, _addr: u64, _len: usize) -> Option<std::ptr::NonNull<u8>> {
+        None
+    }
 }
 
 /// The root complex's address translation for untranslated requests.
@@ -153,6 +161,11 @@ impl DmaHandle {
     /// The fabric the requests go through.
     pub fn fabric(&self) -> &Arc<Fabric> {
         &self.fabric
+    }
+
+    /// The guest memory RAM targets are in.
+    pub(crate) fn ram(&self) -> &Arc<dyn GuestRam> {
+        &self.ram
     }
 
     /// Turns this handle's route cache off (flushing it) or on: for tests
