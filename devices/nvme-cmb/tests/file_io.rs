@@ -6,41 +6,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use common::*;
-use nvme_cmb::namespace::{BackingKind, NamespaceConfig};
 use nvme_cmb::regs::{cc, csts, reg};
 use nvme_cmb::sqe::{io_op, Command};
 use nvme_cmb::{CmbFlags, Status};
 
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(what: &str) -> TempFile {
-        let p = std::env::temp_dir().join(format!("nvme-file-io-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&p);
-        TempFile(p)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The rig with controller 1's namespace in `file`.
 fn rig(file: &TempFile) -> Rig {
-    let mut c1 = config(1, None);
-    c1.namespaces = vec![NamespaceConfig {
-        size: NS_SIZE,
-        lba_size: 512,
-        backing: BackingKind::File(file.0.clone()),
-    }];
-    let r = Rig::with([config(0, Some(CmbFlags::default())), c1]);
-    r.ready(1);
-    r
+    file_rig(file)
 }
 
 fn file_bytes(f: &TempFile, off: u64, len: usize) -> Vec<u8> {

@@ -542,3 +542,34 @@ pub fn msix_on(r: &Rig, c: usize, vector: u64, addr: u32, data: u32) {
     r.fabric
         .config_write(bdf, cap.offset + 2, &on.to_le_bytes());
 }
+
+/// A file in the temporary directory, removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(what: &str) -> TempFile {
+        let p = std::env::temp_dir().join(format!("nvme-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        TempFile(p)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The rig with controller 1's namespace in `file` (controller 0 keeps
+/// its RAM namespace and CMB), controller 1 ready.
+pub fn file_rig(file: &TempFile) -> Rig {
+    let mut c1 = config(1, None);
+    c1.namespaces = vec![NamespaceConfig {
+        size: NS_SIZE,
+        lba_size: 512,
+        backing: BackingKind::File(file.0.clone()),
+    }];
+    let r = Rig::with([config(0, Some(CmbFlags::default())), c1]);
+    r.ready(1);
+    r
+}
