@@ -75,6 +75,17 @@ def with_command(tmp, initrd, command):
     return combined
 
 
+def vm_args():
+    """The options every VMM benchmark takes: p2pvm and one kernel build's
+    vmlinux, bzImage and initramfs."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p2pvm", required=True)
+    ap.add_argument("--vmlinux", required=True, help="the build's ELF vmlinux")
+    ap.add_argument("--bzimage", required=True, help="the same build's bzImage")
+    ap.add_argument("--initrd", required=True)
+    return ap
+
+
 def report(summary, path):
     """Prints `summary` as JSON and writes it to `path` too, if given."""
     text = json.dumps(summary, indent=2)
@@ -142,11 +153,7 @@ def timed_run(argv, console_stream, ram_bytes=None):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--p2pvm", required=True)
-    ap.add_argument("--vmlinux", required=True, help="the build's ELF vmlinux")
-    ap.add_argument("--bzimage", required=True, help="the same build's bzImage")
-    ap.add_argument("--initrd", required=True)
+    ap = vm_args()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--topology", help="p2pvm topology file")
     ap.add_argument("--memory-mib", type=int, default=512)

@@ -15,14 +15,13 @@ Same kernel build (vmlinux for p2pvm, its bzImage for QEMU), the same
 initramfs and command line, one vCPU, images staged in tmpfs. Run it
 where /dev/kvm is real KVM (bench/run-irq.sh does, in the KVM host box).
 """
-import argparse
 import os
 import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boot_bench import report, stage, with_command  # noqa: E402  (shared helpers)
+from boot_bench import report, stage, vm_args, with_command  # noqa: E402  (shared helpers)
 
 CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet vfio.enable_unsafe_noiommu_mode=1"
 LINE = re.compile(rb"irq_latency_us device=(\S+) n=(\d+) median=([\d.]+) p99=([\d.]+) min=([\d.]+)")
@@ -40,11 +39,7 @@ def result(argv):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--p2pvm", required=True)
-    ap.add_argument("--vmlinux", required=True)
-    ap.add_argument("--bzimage", required=True)
-    ap.add_argument("--initrd", required=True)
+    ap = vm_args()
     ap.add_argument("--topology", required=True)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=3)

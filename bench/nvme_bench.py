@@ -20,7 +20,6 @@ Also recorded: host memcpy bandwidth in the box (the p2p copy is given as
 a fraction of it) and p2pvm's resident memory beyond guest RAM and BAR
 backing (mappings of 64 MiB or more), sampled during its run.
 """
-import argparse
 import os
 import re
 import subprocess
@@ -29,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boot_bench import report, stage, vmm_rss_beyond_ram, with_command  # noqa: E402
+from boot_bench import report, stage, vm_args, vmm_rss_beyond_ram, with_command  # noqa: E402
 
 CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet"
 NS_SIZE = 256 << 20
@@ -174,11 +173,7 @@ def run(who, argv, sample_rss=False):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--p2pvm", required=True)
-    ap.add_argument("--vmlinux", required=True)
-    ap.add_argument("--bzimage", required=True)
-    ap.add_argument("--initrd", required=True)
+    ap = vm_args()
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--stage", default="/dev/shm")
     ap.add_argument("--json")

@@ -33,6 +33,8 @@ mod admin;
 mod checks;
 #[path = "nvme_raw/ctrl.rs"]
 mod ctrl;
+#[path = "shared/sysfs_bar.rs"]
+mod sysfs_bar;
 
 use std::io::Result;
 use std::time::Duration;

@@ -18,11 +18,16 @@
 //! ```
 //! BDFs are `bb:dd.f` (domain 0). Numbers take 0x for hex.
 
+#[path = "shared/sysfs_bar.rs"]
+mod sysfs_bar;
+
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Error, ErrorKind, Result};
 use std::os::unix::fs::FileExt;
+
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use sysfs_bar::{fail, sysfs, Bar};
 
 /// The DMA engine's registers (config space, capability at 0x40).
 const DMA: u64 = 0x40;
@@ -56,20 +61,12 @@ const EDU_IRQ_STATUS: usize = 0x24;
 const EDU_IRQ_RAISE: usize = 0x60;
 const EDU_IRQ_ACK: usize = 0x64;
 
-fn fail(msg: impl Into<String>) -> Error {
-    Error::other(msg.into())
-}
-
 fn num(s: &str) -> Result<u64> {
     let r = match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => s.parse(),
     };
     r.map_err(|_| fail(format!("not a number: {s}")))
-}
-
-fn sysfs(bdf: &str, file: &str) -> String {
-    format!("/sys/bus/pci/devices/0000:{bdf}/{file}")
 }
 
 /// The pattern `fill` writes and `check` expects.
@@ -79,34 +76,7 @@ fn pattern(offset: u64, len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A shared mapping of a BAR through sysfs: what the guest CPU sees.
-struct Bar {
-    ptr: *mut u8,
-    len: usize,
-}
-
 impl Bar {
-    fn map(bdf: &str, bar: u8) -> Result<Bar> {
-        let path = sysfs(bdf, &format!("resource{bar}"));
-        let f = OpenOptions::new().read(true).write(true).open(&path)?;
-        let len = f.metadata()?.len() as usize;
-        // SAFETY: a fresh shared mapping of the whole resource file.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(fail(format!("mmap {path}: {}", Error::last_os_error())));
-        }
-        Ok(Bar { ptr: p.cast(), len })
-    }
-
     fn range(&self, offset: u64, len: usize) -> Result<usize> {
         let off = offset as usize;
         if off.checked_add(len).is_none_or(|e| e > self.len) {
@@ -138,13 +108,6 @@ impl Bar {
         // SAFETY: in bounds and 4-byte aligned (offset is a register's).
         unsafe { self.ptr.add(offset).cast::<u32>().write_volatile(v) };
         Ok(())
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 

@@ -4,10 +4,9 @@
 //! physical address is a bus address), queue pairs polled on their phase
 //! tags, and the controller's reset and enable (NVMe Base 1.4 §7.6.1).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Error, Result};
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,45 +31,9 @@ pub mod reg {
     pub const DOORBELLS: usize = 0x1000;
 }
 
-/// An error with a message.
-pub fn fail(msg: impl Into<String>) -> Error {
-    Error::other(msg.into())
-}
-
-/// `/sys/bus/pci/devices/0000:BDF/FILE`.
-pub fn sysfs(bdf: &str, file: &str) -> String {
-    format!("/sys/bus/pci/devices/0000:{bdf}/{file}")
-}
-
-/// A shared mapping of a BAR through sysfs `resourceN`.
-pub struct Bar {
-    ptr: *mut u8,
-    len: usize,
-}
+pub use crate::sysfs_bar::{fail, sysfs, Bar};
 
 impl Bar {
-    /// Maps BAR `bar` of `bdf` whole.
-    pub fn map(bdf: &str, bar: u8) -> Result<Bar> {
-        let path = sysfs(bdf, &format!("resource{bar}"));
-        let f = OpenOptions::new().read(true).write(true).open(&path)?;
-        let len = f.metadata()?.len() as usize;
-        // SAFETY: a fresh shared mapping of the whole resource file.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(fail(format!("mmap {path}: {}", Error::last_os_error())));
-        }
-        Ok(Bar { ptr: p.cast(), len })
-    }
-
     /// The dword register at `off`.
     pub fn r32(&self, off: usize) -> u32 {
         assert!(
@@ -104,13 +67,6 @@ impl Bar {
     pub fn w64(&self, off: usize, v: u64) {
         self.w32(off, v as u32);
         self.w32(off + 4, (v >> 32) as u32);
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
