@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use common::*;
 use nvme_cmb::regs::{cc, csts, reg};
 use nvme_cmb::sqe::{io_op, Command};
-use nvme_cmb::{CmbFlags, Status};
+use nvme_cmb::Status;
 
 fn rig(file: &TempFile) -> Rig {
     file_rig(file)
@@ -111,35 +111,60 @@ fn compare_flush_and_write_zeroes_on_a_file() {
 }
 
 #[test]
-fn a_reset_with_reads_in_flight_posts_nothing_and_writes_no_memory() {
+fn a_reset_with_reads_in_flight_posts_nothing_and_moves_no_data_after_ready_drops() {
     let f = TempFile::new("reset");
     let r = rig(&f);
+    // Data on disk and out of the page cache, so (at least the first) reads
+    // must wait for the disk: they go to the pool.
+    uncached(&f, 8 * 4096);
     let canary = vec![0x5a; 8 * 4096];
     r.host_write(DATA, &canary);
-    let cq_before = r.host_read(IOCQ, 32 * 16);
     for i in 0..8u64 {
         r.submit(1, 1, rw(false, i * 8, 8, prp(DATA + i * 0x1000, 0)));
     }
-    // One pass: the reads go to the pool; their data is scattered only
-    // by a later pass.
+    // One pass: the reads go to the pool (mapped: each job reads straight
+    // into its buffer). Then the reset: jobs not started are cancelled,
+    // running ones finish before CSTS.RDY drops.
     r.engine(1).run();
+    assert!(r.engine(1).in_flight() > 0, "some reads went to the pool");
     r.write32(1, reg::CC, 0);
     r.engine(1).run();
     assert_eq!(r.read32(1, reg::CSTS) & csts::RDY, 0);
+    let at_reset = r.host_read(DATA, canary.len());
+    let cq_at_reset = r.host_read(IOCQ, 32 * 16);
     std::thread::sleep(std::time::Duration::from_millis(100));
     r.engine(1).run();
     assert_eq!(r.engine(1).in_flight(), 0);
     assert_eq!(
         r.host_read(DATA, canary.len()),
-        canary,
-        "no DMA after reset"
+        at_reset,
+        "no DMA once the host sees the reset done"
     );
-    assert_eq!(r.host_read(IOCQ, 32 * 16), cq_before, "no completion");
+    // Whatever a finished job wrote is the file's data, never garbage.
+    for page in at_reset.chunks(4096) {
+        assert!(page == [0x5a; 4096] || page == [0x11; 4096]);
+    }
+    // Reads that found their data cached completed in line, before the
+    // reset; nothing is posted after it.
+    assert_eq!(r.host_read(IOCQ, 32 * 16), cq_at_reset, "no completion");
     // The controller comes back and the file is still readable.
     r.ready(1);
     let rd = r.exec(1, 1, rw(false, 0, 8, prp(DATA, 0)));
     assert!(rd.status.is_success(), "{}", rd.status);
-    assert_eq!(r.host_read(DATA, 4096), vec![0; 4096]);
+    assert_eq!(r.host_read(DATA, 4096), vec![0x11; 4096]);
+}
+
+/// Fills the file's first `len` bytes with 0x11, makes them durable and
+/// drops them from the page cache.
+fn uncached(f: &TempFile, len: usize) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(&f.0).unwrap();
+    file.write_all_at(&vec![0x11; len], 0).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: advice on a descriptor we own; no memory is touched.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
 }
 
 #[test]

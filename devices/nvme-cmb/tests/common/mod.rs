@@ -543,12 +543,14 @@ pub fn msix_on(r: &Rig, c: usize, vector: u64, addr: u32, data: u32) {
         .config_write(bdf, cap.offset + 2, &on.to_le_bytes());
 }
 
-/// A file in the temporary directory, removed on drop.
+/// A file in Cargo's temporary directory for integration tests (on the
+/// build's disk, so the page cache can drop it), removed on drop.
 pub struct TempFile(pub std::path::PathBuf);
 
 impl TempFile {
     pub fn new(what: &str) -> TempFile {
-        let p = std::env::temp_dir().join(format!("nvme-{what}-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let p = dir.join(format!("nvme-{what}-{}", std::process::id()));
         let _ = std::fs::remove_file(&p);
         TempFile(p)
     }
