@@ -70,9 +70,14 @@ dd if=${{n0}}n1 of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
 }
 
 fn fio(dev: &str, qd: u32) -> String {
+    fio_sized(dev, qd, "16m")
+}
+
+/// fio random write then verify of `size` on `dev` at queue depth `qd`.
+fn fio_sized(dev: &str, qd: u32, size: &str) -> String {
     format!(
         "fio --name=v --filename={dev} --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
-         --size=16m --iodepth={qd} --verify=crc32c --do_verify=1 --output-format=terse >/dev/null \
+         --size={size} --iodepth={qd} --verify=crc32c --do_verify=1 --output-format=terse >/dev/null \
          && echo \"fio {dev} qd{qd} ok\""
     )
 }
@@ -114,8 +119,11 @@ fn with_msi_off_both_controllers_work_on_intx() {
     // bridges' swizzle to an IOAPIC line.
     let mut script =
         format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
+    // 4 MiB each: the KVM host box sometimes freezes for good under a
+    // long stream of level-triggered interrupts (see CHANGELOG, Known
+    // problems); fewer of them make that rarer.
     for d in ["${n0}n1", "${n1}n1"] {
-        script += &fio(d, 32);
+        script += &fio_sized(d, 32, "4m");
         script.push('\n');
     }
     script += "echo '=== irq ==='; grep nvme /proc/interrupts\n";
