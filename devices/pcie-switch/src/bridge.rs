@@ -9,7 +9,7 @@ use pcie_core::{
 };
 
 use crate::acs::ACS_EGRESS_VECTOR_DWORDS;
-use crate::{acs, std_caps, type1, BridgeConfig, Error, MsiMessage, PortKind};
+use crate::{acs, std_caps, type1, AcsConfig, BridgeConfig, Error, MsiMessage, PortKind};
 use pcie_core::acs_reg;
 use pcie_core::aer;
 use pcie_core::{bridge_control, bridge_reg};
@@ -313,3 +313,27 @@ impl PciFunction for PciBridge {
 
 #[cfg(test)]
 mod tests;
+
+impl PciBridge {
+    /// A port for rigs, fuzzers and tools that build fabrics by hand:
+    /// 1b36:000c, an 8 GT/s x4 link, AER, a slot on root and downstream
+    /// ports, the given ACS, and a device present below it.
+    pub fn simple(kind: PortKind, port_number: u8, acs: Option<AcsConfig>) -> Box<PciBridge> {
+        let downstream = kind != PortKind::SwitchUpstream;
+        let mut b = PciBridge::new(BridgeConfig {
+            kind,
+            vendor_id: 0x1b36,
+            device_id: 0x000c,
+            revision_id: 0,
+            port_number,
+            link_speed: pcie_core::LinkSpeed::Gt8,
+            link_width: 4,
+            slot: downstream.then_some(u16::from(port_number)),
+            acs,
+            aer: true,
+        })
+        .expect("a simple port's configuration is valid");
+        b.set_child_present(true);
+        Box::new(b)
+    }
+}

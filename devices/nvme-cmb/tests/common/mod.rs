@@ -17,7 +17,7 @@ use pcie_core::{
     enumerate, Apertures, DmaHandle, DoorbellControl, Fabric, GuestRam, InterruptSink, NodeId,
     NodeKind, Notifier, PciFunction, RcP2pPolicy,
 };
-use pcie_switch::{BridgeConfig, PciBridge, PortKind};
+use pcie_switch::{PciBridge, PortKind};
 
 /// Guest RAM: 8 MiB at 0.
 pub const RAM_SIZE: usize = 8 << 20;
@@ -135,22 +135,7 @@ impl Recorder {
 }
 
 fn port(kind: PortKind, port_number: u8) -> Box<PciBridge> {
-    let downstream = kind != PortKind::SwitchUpstream;
-    let mut b = PciBridge::new(BridgeConfig {
-        kind,
-        vendor_id: 0x1b36,
-        device_id: 0x000c,
-        revision_id: 0,
-        port_number,
-        link_speed: pcie_core::LinkSpeed::Gt8,
-        link_width: 4,
-        slot: downstream.then_some(u16::from(port_number)),
-        acs: None,
-        aer: true,
-    })
-    .unwrap();
-    b.set_child_present(true);
-    Box::new(b)
+    PciBridge::simple(kind, port_number, None)
 }
 
 /// A queue as the driver sees it.

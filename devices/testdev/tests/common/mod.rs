@@ -13,7 +13,7 @@ use pcie_core::{
     DmaHandle, EnumerationReport, Fabric, GuestRam, NodeId, NodeKind, Notifier, PciFunction,
     RcP2pPolicy,
 };
-use pcie_switch::{AcsConfig, BridgeConfig, PciBridge, PortKind};
+use pcie_switch::{AcsConfig, PciBridge, PortKind};
 
 /// A notifier that counts, standing in for the VMM's eventfd: the tests
 /// run the engine themselves, as the device thread would.
@@ -82,27 +82,14 @@ pub struct Rig {
 
 pub fn port(kind: PortKind, port_number: u8) -> Box<PciBridge> {
     let downstream = kind != PortKind::SwitchUpstream;
-    let mut b = PciBridge::new(BridgeConfig {
-        kind,
-        vendor_id: 0x1b36,
-        device_id: 0x000c,
-        revision_id: 0,
-        port_number,
-        link_speed: pcie_core::LinkSpeed::Gt8,
-        link_width: 4,
-        slot: downstream.then_some(u16::from(port_number)),
-        acs: downstream.then_some(AcsConfig {
-            capability: AcsBits::ALL,
-            control: AcsBits::NONE,
-            stuck: AcsBits::NONE,
-            egress_vector_size: 8,
-            egress_vector: 0,
-        }),
-        aer: true,
-    })
-    .unwrap();
-    b.set_child_present(true);
-    Box::new(b)
+    let acs = downstream.then_some(AcsConfig {
+        capability: AcsBits::ALL,
+        control: AcsBits::NONE,
+        stuck: AcsBits::NONE,
+        egress_vector_size: 8,
+        egress_vector: 0,
+    });
+    PciBridge::simple(kind, port_number, acs)
 }
 
 impl Rig {
