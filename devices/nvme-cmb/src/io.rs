@@ -142,16 +142,6 @@ impl NvmeEngine {
         self.check_cmb_data(mem, &segs, true)?;
         if ns.is_file() {
             if let Some(map) = mem.map(&segs, true)? {
-                // Cached data moves now, on this thread; only a read that
-                // would wait for the disk goes to the pool.
-                if ns
-                    .try_nowait(off, &map)
-                    .map_err(|_| Status::INTERNAL_ERROR)?
-                {
-                    self.health.bytes_read += len;
-                    self.health.host_reads += 1;
-                    return Ok(Async::Done);
-                }
                 let op = Op::ReadInto {
                     ns,
                     offset: off,
@@ -193,15 +183,6 @@ impl NvmeEngine {
         let sync = cmd.cdw12 & (1 << 30) != 0 || !self.st.features.write_cache;
         if ns.is_file() && !compare {
             if let Some(map) = mem.map(&segs, false)? {
-                let now = !sync
-                    && ns
-                        .try_nowait(off, &map)
-                        .map_err(|_| Status::INTERNAL_ERROR)?;
-                if now {
-                    self.health.bytes_written += len;
-                    self.health.host_writes += 1;
-                    return Ok(Async::Done);
-                }
                 let op = Op::WriteFrom {
                     ns,
                     offset: off,

@@ -241,17 +241,6 @@ impl Namespace {
         }
     }
 
-    /// [`read_into`](Self::read_into) or [`write_from`](Self::write_from)
-    /// (by the map's direction) if it needs no wait for the disk: true
-    /// when done, false when it must go to a thread that may wait.
-    pub fn try_nowait(&self, offset: u64, map: &pcie_core::DmaMap) -> io::Result<bool> {
-        self.check(offset, map.len() as u64)?;
-        match &self.store {
-            Store::File { file, .. } => map.try_fd_nowait(file.as_raw_fd(), offset),
-            Store::Ram(_) => Ok(false),
-        }
-    }
-
     /// Writes the mapped memory at byte `offset` (a file namespace: one
     /// `pwritev`; RAM: refused).
     pub fn write_from(&self, offset: u64, map: &pcie_core::DmaMap) -> io::Result<()> {

@@ -149,43 +149,6 @@ impl DmaMap {
         self.io_fd(fd, offset, false)
     }
 
-    /// Tries to move the whole transfer with one call that never waits
-    /// for the disk (`preadv2`/`pwritev2` with `RWF_NOWAIT`), in the
-    /// direction of the map: true when every byte moved; false when the
-    /// kernel would have had to wait (data not in the page cache) or moved
-    /// only part, and the caller should use
-    /// [`fill_from_fd`](Self::fill_from_fd)/[`drain_to_fd`](Self::drain_to_fd)
-    /// on a thread that may wait (repeating the part that moved is
-    /// harmless: the same bytes again).
-    pub fn try_fd_nowait(&self, fd: RawFd, offset: u64) -> io::Result<bool> {
-        let iov = self.iovecs();
-        let (Ok(cnt), Ok(at)) = (
-            libc::c_int::try_from(iov.len()),
-            libc::off_t::try_from(offset),
-        ) else {
-            return Ok(false);
-        };
-        if iov.len() > 1024 {
-            return Ok(false);
-        }
-        // SAFETY: as for `io_fd`: live memory this map keeps alive.
-        let r = unsafe {
-            if self.device_writes {
-                libc::preadv2(fd, iov.as_ptr(), cnt, at, libc::RWF_NOWAIT)
-            } else {
-                libc::pwritev2(fd, iov.as_ptr(), cnt, at, libc::RWF_NOWAIT)
-            }
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) | Some(libc::EINTR) => Ok(false),
-                _ => Err(e),
-            };
-        }
-        Ok(r as usize == self.len())
-    }
-
     fn io_fd(&self, fd: RawFd, offset: u64, read_file: bool) -> io::Result<()> {
         let mut iov = self.iovecs();
         let mut first = 0usize;
