@@ -69,10 +69,6 @@ dd if=${{n0}}n1 of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
     assert!(stat(&json, "nvme1", "sqe_fetch_dma") > 0, "{json}");
 }
 
-fn fio(dev: &str, qd: u32) -> String {
-    fio_sized(dev, qd, "16m")
-}
-
 /// fio random write then verify of `size` on `dev` at queue depth `qd`.
 fn fio_sized(dev: &str, qd: u32, size: &str) -> String {
     format!(
@@ -82,14 +78,14 @@ fn fio_sized(dev: &str, qd: u32, size: &str) -> String {
     )
 }
 
-/// fio with verification at QD1 and QD32 on both controllers, on a guest
-/// with `cpus` vCPUs.
-fn fio_on_both(cpus: &str) {
+/// fio with verification at QD1 and QD32 on both controllers, `size` each,
+/// on a guest with `cpus` vCPUs.
+fn fio_on_both(cpus: &str, size: &str) {
     let mut script =
         format!("{DEV}n0=$(dev P2PVM-NVME0); n1=$(dev P2PVM-NVME1)\necho '=== fio ==='\n");
     for d in ["${n0}n1", "${n1}n1"] {
         for qd in [1, 32] {
-            script += &fio(d, qd);
+            script += &fio_sized(d, qd, size);
             script.push('\n');
         }
     }
@@ -105,12 +101,14 @@ fn fio_on_both(cpus: &str) {
 
 #[test]
 fn fio_verifies_on_both_controllers_at_qd1_and_qd32() {
-    fio_on_both("1");
+    fio_on_both("1", "16m");
 }
 
 #[test]
 fn fio_verifies_on_two_vcpus() {
-    fio_on_both("2");
+    // 4 MiB each: the KVM host box sometimes freezes (CHANGELOG, Known
+    // problems), and a 2-vCPU box run has shown it most.
+    fio_on_both("2", "4m");
 }
 
 #[test]

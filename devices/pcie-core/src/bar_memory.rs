@@ -35,9 +35,6 @@ unsafe impl Send for BarMemory {}
 // SAFETY: as above: `&BarMemory` only allows those volatile copies.
 unsafe impl Sync for BarMemory {}
 
-/// The size of a transparent huge page on x86-64.
-const HUGE_PAGE: usize = 2 << 20;
-
 impl BarMemory {
     /// `len` bytes of zeroed memory (committed lazily by the host). `len`
     /// must be a non-zero multiple of 4 KiB.
@@ -59,13 +56,6 @@ impl BarMemory {
         };
         if p == libc::MAP_FAILED {
             return Err(Error::BarMemory(len));
-        }
-        if bytes >= HUGE_PAGE {
-            // Transparent huge pages, as for guest RAM: fewer host and
-            // nested page faults, and 2 MiB stage-2 mappings for a BAR the
-            // guest maps. Only a hint: without THP it stays 4 KiB pages.
-            // SAFETY: advice on the mapping just made; no memory is read.
-            unsafe { libc::madvise(p, bytes, libc::MADV_HUGEPAGE) };
         }
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::BarMemory(len))?;
         Ok(Arc::new(BarMemory { ptr, len: bytes }))
