@@ -233,8 +233,7 @@ impl NvmeEngine {
                 (Ok(buf), Then::Scatter(segs)) => {
                     let s = scatter(mem, &segs, &buf);
                     if s.is_ok() {
-                        self.health.bytes_read += buf.len() as u64;
-                        self.health.host_reads += 1;
+                        self.health.count_read(buf.len() as u64);
                     }
                     self.give_buf(buf);
                     s.err().unwrap_or(Status::SUCCESS)
@@ -250,14 +249,12 @@ impl NvmeEngine {
                     }
                 }
                 (Ok(buf), Then::Written(n)) => {
-                    self.health.bytes_written += n;
-                    self.health.host_writes += 1;
+                    self.health.count_write(n);
                     self.give_buf(buf);
                     Status::SUCCESS
                 }
                 (Ok(_), Then::ReadMapped(n)) => {
-                    self.health.bytes_read += n;
-                    self.health.host_reads += 1;
+                    self.health.count_read(n);
                     Status::SUCCESS
                 }
                 (Ok(_), Then::Nothing) => Status::SUCCESS,

@@ -163,8 +163,7 @@ impl NvmeEngine {
             .and_then(|()| scatter(mem, &segs, &buf));
         self.give_buf(buf);
         r?;
-        self.health.bytes_read += len;
-        self.health.host_reads += 1;
+        self.health.count_read(len);
         Ok(Async::Done)
     }
 
@@ -236,8 +235,7 @@ impl NvmeEngine {
         self.give_buf(buf);
         r?;
         if !compare {
-            self.health.bytes_written += len;
-            self.health.host_writes += 1;
+            self.health.count_write(len);
         }
         Ok(Async::Done)
     }

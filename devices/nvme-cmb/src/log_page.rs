@@ -200,6 +200,21 @@ pub struct Health {
     pub warning: u8,
 }
 
+impl Health {
+    /// Counts a host read command of `bytes` (SMART Data Units Read, Host
+    /// Read Commands).
+    pub fn count_read(&mut self, bytes: u64) {
+        self.bytes_read += bytes;
+        self.host_reads += 1;
+    }
+
+    /// Counts a host write command of `bytes`.
+    pub fn count_write(&mut self, bytes: u64) {
+        self.bytes_written += bytes;
+        self.host_writes += 1;
+    }
+}
+
 /// "Data Units" (Figure 196): thousands of 512-byte units, rounded up; so
 /// 1 to 512,000 bytes are 1 unit and 512,001 are 2.
 pub fn data_units(bytes: u64) -> u128 {
