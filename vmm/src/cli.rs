@@ -109,6 +109,11 @@ pub struct RunArgs {
     /// (rewritten during the run, final at exit).
     #[arg(long)]
     pub counters: Option<PathBuf>,
+    /// Write one JSON line per routed request (requester, address, length,
+    /// the links it crossed, outcome) to this file. Slower: mapped DMA and
+    /// the route cache are off while tracing.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
     /// Show the guest console on stderr (with --exec; it is always shown without).
     #[arg(long)]
     pub console: bool,

@@ -1,5 +1,7 @@
 //! The fabric's link counters as a JSON file the host can read during the
-//! run (rewritten twice a second) and after it (written at exit).
+//! run (rewritten twice a second) and after it (written at exit): every
+//! node's link (`links`) and the requests the fabric refused (`refused`,
+//! [`pcie_core::RefusedCounters`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +47,18 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
             if i + 1 == nodes.len() { "" } else { "," }
         );
     }
-    out + "]}\n"
+    let r = fabric.refused();
+    out += &format!(
+        "],\n\"refused\": {{\"bus_master_disabled\": {}, \"unsupported_request\": {}, \"completer_abort\": {}, \"acs_violation\": {}, \"iommu_fault\": {}, \"at_root_complex\": {}, \"at_root_complex_bytes\": {}}}}}\n",
+        r.bus_master_disabled,
+        r.unsupported_request,
+        r.completer_abort,
+        r.acs_violation,
+        r.iommu_fault,
+        r.at_root_complex,
+        r.at_root_complex_bytes
+    );
+    out
 }
 
 /// A counters file kept up to date by a background thread.

@@ -45,12 +45,18 @@ const APIC_MODE_EXTINT: u32 = 0x7;
 /// sees it: the size stayed at the x87+SSE value and Linux warned
 /// (`XSAVE size 832 != kernel size 576`). Starting from the final XCR0
 /// makes both agree on any host, and is what the guest sets anyway.
-pub fn setup_cpuid(kvm: &Kvm, vcpu: &VcpuFd, index: u8, count: u8) -> Result<()> {
+pub fn setup_cpuid(
+    kvm: &Kvm,
+    vcpu: &VcpuFd,
+    index: u8,
+    count: u8,
+    id: &crate::cpuid::CpuIdentity,
+) -> Result<()> {
     let supported: CpuId = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| Error::kvm("get supported cpuid", e))?;
     let mut entries = supported.as_slice().to_vec();
-    crate::cpuid::normalize(&mut entries, index, count);
+    crate::cpuid::normalize(&mut entries, index, count, id);
     let xcr0 = crate::cpuid::xcr0(&entries);
     let cpuid =
         CpuId::from_entries(&entries).map_err(|e| Error::Memory(format!("cpuid: {e:?}")))?;

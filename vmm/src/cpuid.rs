@@ -16,11 +16,16 @@
 //! - **Hypervisor.** The hypervisor bit in leaf 1 and KVM's signature leaf.
 //! - **Brand string** (0x8000_0002..4): [`BRAND`].
 //!
-//! Vendor, family, model and stepping stay as the host gives them.
+//! - **Identity.** Vendor, family, model and stepping stay as the host
+//!   gives them unless the topology's `[cpu]` table sets them
+//!   ([`CpuIdentity`]); the brand string can be set there too.
 
 use kvm_bindings::{kvm_cpuid_entry2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 
-/// The processor brand string the guest sees (at most 47 bytes).
+mod identity;
+pub use identity::{CpuIdentity, MAX_FAMILY};
+
+/// The processor brand string the guest sees by default (at most 47 bytes).
 pub const BRAND: &str = "p2pvm virtual CPU";
 
 /// XSAVE component bits (XCR0 / IA32_XSS bit numbers).
@@ -130,12 +135,14 @@ fn id_bits(n: u32) -> u32 {
     }
 }
 
-/// Turns `KVM_GET_SUPPORTED_CPUID`'s entries into vCPU `index` of `count`.
-pub fn normalize(entries: &mut Vec<kvm_cpuid_entry2>, index: u8, count: u8) {
+/// Turns `KVM_GET_SUPPORTED_CPUID`'s entries into vCPU `index` of `count`
+/// with the identity `id`.
+pub fn normalize(entries: &mut Vec<kvm_cpuid_entry2>, index: u8, count: u8, id: &CpuIdentity) {
     xsave(entries);
     topology(entries, u32::from(index), u32::from(count.max(1)));
     hypervisor(entries);
-    brand(entries);
+    brand(entries, id.brand());
+    id.apply(entries);
 }
 
 /// The XCR0 mask the guest is offered after [`normalize`]; `None`
@@ -303,10 +310,10 @@ fn hypervisor(entries: &mut Vec<kvm_cpuid_entry2>) {
     }
 }
 
-fn brand(entries: &mut Vec<kvm_cpuid_entry2>) {
+fn brand(entries: &mut Vec<kvm_cpuid_entry2>, brand: &str) {
     let mut text = [0u8; 48];
-    let n = BRAND.len().min(47);
-    text[..n].copy_from_slice(&BRAND.as_bytes()[..n]);
+    let n = brand.len().min(47);
+    text[..n].copy_from_slice(&brand.as_bytes()[..n]);
     let word = |i: usize| u32::from_le_bytes(text[i * 4..i * 4 + 4].try_into().unwrap());
     match find_mut(entries, leaf::EXT_MAX, 0) {
         Some(e) => e.eax = e.eax.max(leaf::BRAND[2]),

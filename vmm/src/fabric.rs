@@ -90,7 +90,7 @@ fn bridge(
     port_number: u8,
     link: Link,
     slot: Option<u16>,
-    acs_cfg: Option<AcsConfig>,
+    topo_acs: &Option<Acs>,
     has_child: bool,
 ) -> std::result::Result<PciBridge, pcie_switch::Error> {
     let mut b = PciBridge::new(BridgeConfig {
@@ -102,9 +102,14 @@ fn bridge(
         link_speed: speed(link.speed),
         link_width: link.width,
         slot,
-        acs: acs_cfg,
+        acs: acs(topo_acs),
         aer: true,
     })?;
+    if let Some(a) = topo_acs {
+        if a.hidden || !a.stuck_on.is_empty() {
+            b.set_acs_fault(AcsBit::bits(&a.stuck_on), a.hidden)?;
+        }
+    }
     b.set_child_present(has_child);
     Ok(b)
 }
@@ -168,7 +173,7 @@ pub fn build(
                     p.device,
                     rp.link,
                     Some(slot),
-                    acs(&rp.acs),
+                    &rp.acs,
                     has_child(i),
                 )
                 .map_err(|x| e(x.to_string()))?;
@@ -184,7 +189,7 @@ pub fn build(
                     0,
                     sw.link,
                     None,
-                    None,
+                    &None,
                     true,
                 )
                 .map_err(|x| e(x.to_string()))?;
@@ -201,7 +206,7 @@ pub fn build(
                     p.device,
                     dp.link,
                     Some(slot),
-                    acs(&dp.acs),
+                    &dp.acs,
                     has_child(i),
                 )
                 .map_err(|x| e(x.to_string()))?;

@@ -19,6 +19,7 @@ pub mod initrd;
 pub mod layout;
 pub mod run;
 pub mod topology;
+pub mod trace;
 pub mod vm;
 
 pub use error::{Error, Result};

@@ -194,6 +194,9 @@ fn inner_args(
     if let Some(c) = &args.counters {
         v.extend(["--counters".into(), c.into()]);
     }
+    if let Some(t) = &args.trace {
+        v.extend(["--trace".into(), t.into()]);
+    }
     if let Some(c) = &args.cmdline {
         v.extend(["--cmdline".into(), c.into()]);
     }
@@ -272,6 +275,7 @@ fn run_kvm(
         cmdline,
         topology,
         counters: args.counters.clone(),
+        trace: args.trace.clone(),
         interactive,
         console_echo,
         timeout: args.timeout,

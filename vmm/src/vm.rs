@@ -44,6 +44,8 @@ pub struct VmConfig {
     pub topology: Topology,
     /// Where to keep the fabric's link counters (JSON), if anywhere.
     pub counters: Option<PathBuf>,
+    /// Where to write one JSON line per routed request, if anywhere.
+    pub trace: Option<PathBuf>,
     /// Forward stdin to the console (interactive mode).
     pub interactive: bool,
     /// Echo the console to this stream (stdout when interactive).
@@ -174,16 +176,20 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         .counters
         .clone()
         .map(|path| counters::CountersFile::start(path, &built));
+    if let Some(path) = &cfg.trace {
+        crate::trace::start(&built.fabric, path)?;
+    }
     let io = Arc::new(io);
 
     // Every vCPU is created and set up before any runs, as on hardware
     // where all CPUs exist at reset: no vCPU runs while KVM adds another.
+    let identity = cfg.topology.cpu.identity();
     let mut vcpus = Vec::with_capacity(usize::from(cfg.cpus));
     for id in 0..cfg.cpus {
         let vcpu = vm
             .create_vcpu(u64::from(id))
             .map_err(|e| Error::kvm("create vcpu", e))?;
-        cpu::setup_cpuid(&kvm, &vcpu, id, cfg.cpus)?;
+        cpu::setup_cpuid(&kvm, &vcpu, id, cfg.cpus, &identity)?;
         cpu::setup_msrs(&vcpu)?;
         cpu::setup_fpu(&vcpu)?;
         cpu::setup_lapic(&vcpu)?;
@@ -225,6 +231,9 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     stop_devices.store(true, std::sync::atomic::Ordering::Release);
     for t in device_threads {
         let _ = t.join();
+    }
+    if cfg.trace.is_some() {
+        crate::trace::stop(&built.fabric);
     }
     if let Some(c) = counters {
         c.finish();

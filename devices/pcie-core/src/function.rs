@@ -137,6 +137,26 @@ pub trait PciFunction: Send {
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// ACS behaviour that config space does not show: a port whose
+    /// hardware disagrees with its registers (fault injection). The
+    /// routing snapshot reads it with the registers; the default, a
+    /// healthy function, has none.
+    fn acs_fault(&self) -> Option<AcsFault> {
+        None
+    }
+}
+
+/// How a port's ACS behaviour departs from its registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AcsFault {
+    /// Bits the port applies whatever ACS Control says (they read as
+    /// Control has them: clear, unless software set them).
+    pub stuck_on: crate::AcsBits,
+    /// The capability is missing from the extended capability list, so
+    /// software sees no ACS; the port behaves as if it had these
+    /// capability bits with these control bits.
+    pub hidden: Option<(crate::AcsBits, crate::AcsBits)>,
 }
 
 /// Reads a little-endian dword of a function's config space.

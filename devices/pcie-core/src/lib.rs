@@ -54,13 +54,13 @@ pub use error::Error;
 pub use fabric::{
     AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaMap,
     DmaRequest, Fabric, GuestRam, Hop, Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind,
-    RcP2pPolicy, Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD,
-    MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
+    RcP2pPolicy, RefusedCounters, Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH,
+    MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{
     enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,
 };
-pub use function::{config_read_u32, ConfigEffects, PciFunction, ResetKind};
+pub use function::{config_read_u32, AcsFault, ConfigEffects, PciFunction, ResetKind};
 pub use header::{command, reg, status, ClassCode, CommonHeader, HeaderLayout, InterruptPin};
 pub use msi::{add_msi, msi_message, msi_reg};
 pub use msix::{

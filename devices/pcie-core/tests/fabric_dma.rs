@@ -102,6 +102,25 @@ fn p2p_below_a_switch_never_crosses_the_root_port() {
     t.fabric.set_rc_policy(RcP2pPolicy::UnsupportedRequest);
     assert_eq!(dma.write(ep2, &[2; 64]), Err(DmaError::UnsupportedRequest));
     assert_eq!(t.ep("ep2").peek(0, 0, 1), [1]);
+    // Counted as refused at the root complex, with the bytes it asked for.
+    let r = t.fabric.refused();
+    assert_eq!(
+        (
+            r.unsupported_request,
+            r.at_root_complex,
+            r.at_root_complex_bytes
+        ),
+        (1, 1, 64)
+    );
+    // A request refused below the root complex is not counted there.
+    t.set_acs("dsp1", AcsBits::SV | AcsBits::EC);
+    let mut req = t.req("ep1", ep2, 4, true);
+    req.requester_id = Some(0x0900);
+    assert!(t.fabric.route(&req).is_err());
+    let r = t.fabric.refused();
+    assert_eq!((r.acs_violation, r.at_root_complex), (1, 1), "{r:?}");
+    t.fabric.reset_counters();
+    assert_eq!(t.fabric.refused(), Default::default());
 }
 
 #[test]

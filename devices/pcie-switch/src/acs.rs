@@ -58,3 +58,45 @@ pub(crate) fn egress_vector(
     }
     v
 }
+
+/// Bits 31:20 of an extended capability header: the next capability.
+const EXT_NEXT_SHIFT: u32 = 20;
+
+/// Takes the ACS capability at `acs` out of the extended capability list
+/// (software no longer finds it; its registers stay where they are).
+/// Returns the offset of the capability whose next pointer now skips it,
+/// or `None` when ACS was the first (its header then becomes a null
+/// capability that points past it).
+pub(crate) fn unlink(space: &mut ConfigSpace, acs: u16) -> Option<u16> {
+    let header = space.u32_at(acs);
+    let next = header >> EXT_NEXT_SHIFT;
+    let pred = space
+        .ext_capabilities()
+        .find(|c| space.u32_at(c.offset) >> EXT_NEXT_SHIFT == u32::from(acs))
+        .map(|c| c.offset);
+    match pred {
+        Some(p) => {
+            let h = space.u32_at(p);
+            space.set_u32(p, (h & 0x000F_FFFF) | (next << EXT_NEXT_SHIFT));
+        }
+        None => space.set_u32(acs, next << EXT_NEXT_SHIFT),
+    }
+    pred
+}
+
+/// Undoes [`unlink`]: `pred` is what it returned.
+pub(crate) fn relink(space: &mut ConfigSpace, acs: u16, pred: Option<u16>) {
+    match pred {
+        Some(p) => {
+            let h = space.u32_at(p);
+            space.set_u32(p, (h & 0x000F_FFFF) | (u32::from(acs) << EXT_NEXT_SHIFT));
+        }
+        None => {
+            let next = space.u32_at(acs) >> EXT_NEXT_SHIFT;
+            space.set_u32(
+                acs,
+                u32::from(ext_cap_id::ACS) | (1 << 16) | (next << EXT_NEXT_SHIFT),
+            );
+        }
+    }
+}

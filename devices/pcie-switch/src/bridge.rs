@@ -42,6 +42,8 @@ pub struct PciBridge {
     bars: Bars,
     caps: CapabilityOffsets,
     child_present: bool,
+    /// Injected ACS misbehaviour ([`set_acs_fault`](Self::set_acs_fault)).
+    fault: fault::FaultState,
 }
 
 impl PciBridge {
@@ -83,6 +85,7 @@ impl PciBridge {
                 acs,
             },
             child_present: false,
+            fault: Default::default(),
         };
         bridge.reflect_presence();
         bridge.power_on = bridge.space.clone();
@@ -253,6 +256,10 @@ impl PciBridge {
 }
 
 impl PciFunction for PciBridge {
+    fn acs_fault(&self) -> Option<pcie_core::AcsFault> {
+        self.fault_view()
+    }
+
     fn config_read(&self, offset: u16, data: &mut [u8]) {
         self.space.read(offset, data)
     }
@@ -313,6 +320,8 @@ impl PciFunction for PciBridge {
 
 #[cfg(test)]
 mod tests;
+
+mod fault;
 
 impl PciBridge {
     /// A port for rigs, fuzzers and tools that build fabrics by hand:

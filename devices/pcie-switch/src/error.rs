@@ -37,6 +37,9 @@ pub enum Error {
         /// The implemented features.
         capability: u16,
     },
+    /// An ACS fault injected into a port without an ACS capability.
+    #[error("an ACS fault needs a port with an ACS capability")]
+    AcsFaultWithoutAcs,
     /// An egress control vector size outside 1..=256 while Egress Control is implemented.
     #[error("ACS egress control vector size {0} out of range (1..=256 with Egress Control)")]
     AcsEgressVectorSize(u16),

@@ -52,7 +52,7 @@ fn amd_host() -> Vec<kvm_cpuid_entry2> {
 #[test]
 fn xsave_offers_only_x87_sse_avx_with_sizes_recomputed() {
     let mut c = amd_host();
-    normalize(&mut c, 0, 1);
+    normalize(&mut c, 0, 1, &CpuIdentity::default());
     // x87 + SSE + AVX: 512 legacy + 64 header + 256 AVX at offset 576.
     assert_eq!(get(&c, 0xd, 0), [0x7, 832, 832, 0]);
     assert_eq!(xcr0(&c), Some(0x7));
@@ -69,7 +69,7 @@ fn xsave_offers_only_x87_sse_avx_with_sizes_recomputed() {
 #[test]
 fn topology_matches_the_vcpu_count() {
     let mut c = amd_host();
-    normalize(&mut c, 2, 4);
+    normalize(&mut c, 2, 4, &CpuIdentity::default());
     // APIC ID 2, 4 logical CPUs, HTT set; low half of EBX kept.
     assert_eq!(get(&c, 1, 0)[1], 0x0204_0800);
     assert_ne!(get(&c, 1, 0)[3] & (1 << 28), 0);
@@ -84,7 +84,7 @@ fn topology_matches_the_vcpu_count() {
     assert_eq!(get(&c, 0x8000_0001, 0)[2], 1 << 1);
 
     let mut one = amd_host();
-    normalize(&mut one, 0, 1);
+    normalize(&mut one, 0, 1, &CpuIdentity::default());
     assert_eq!(get(&one, 1, 0)[1], 0x0001_0800);
     assert_eq!(get(&one, 1, 0)[3] & (1 << 28), 0);
     assert_eq!(get(&one, 0x8000_0001, 0)[2], 0);
@@ -94,7 +94,7 @@ fn topology_matches_the_vcpu_count() {
 #[test]
 fn hypervisor_bit_kvm_signature_and_brand() {
     let mut c = amd_host();
-    normalize(&mut c, 0, 1);
+    normalize(&mut c, 0, 1, &CpuIdentity::default());
     assert_ne!(get(&c, 1, 0)[2] & (1 << 31), 0);
     let [max, b, c2, d] = get(&c, 0x4000_0000, 0);
     assert_eq!(max, 0x4000_0001);
@@ -123,7 +123,7 @@ fn intel_cache_leaf_and_0x1f_follow_the_count() {
         e(4, 3, [(7 << 26) | (15 << 14) | (3 << 5) | 3, 0, 0, 0]),
         e(4, 4, [0, 0, 0, 0]),
     ];
-    normalize(&mut c, 1, 3);
+    normalize(&mut c, 1, 3, &CpuIdentity::default());
     assert_eq!(get(&c, 4, 0)[0], (2 << 26) | (1 << 5) | 1);
     assert_eq!(get(&c, 4, 3)[0], (2 << 26) | (2 << 14) | (3 << 5) | 3);
     assert_eq!(get(&c, 4, 4)[0], 0);

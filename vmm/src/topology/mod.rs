@@ -6,10 +6,18 @@
 //! device_id = 0x2020
 //! p2p = "forward"             # or "unsupported-request"
 //!
+//! [cpu]                       # optional; the host's CPU by default
+//! vendor = "AuthenticAMD"     # Linux allows P2P through any host bridge
+//! family = 0x17               # on AMD family 0x17 (Zen) and later
+//! model = 0x31
+//! brand = "AMD EPYC (p2pvm)"
+//!
 //! [[root_port]]
 //! name = "rp1"
 //! link = { speed = "gen4", width = 16 }
 //! acs = { capability = ["SV", "RR", "CR", "UF"], control = [], stuck = [] }
+//! # fault injection: stuck_on = ["RR"] redirects while Control reads
+//! # clear; hidden = true drops the capability from config space
 //!
 //! [[switch]]
 //! name = "sw1"
@@ -52,6 +60,9 @@ pub const DEFAULT_TOPOLOGY: &str = include_str!("../../../topologies/default.tom
 pub struct Topology {
     /// The root complex and its host bridge.
     pub root_complex: RootComplex,
+    /// What the guest CPU says it is (CPUID).
+    #[serde(default)]
+    pub cpu: Cpu,
     /// Root ports, on bus 0 in file order.
     #[serde(default)]
     pub root_port: Vec<RootPort>,
@@ -83,6 +94,44 @@ pub struct RootComplex {
     /// Peer-to-peer between root ports.
     #[serde(default)]
     pub p2p: P2pPolicy,
+}
+
+/// The guest CPU's identity: each field left out keeps the host's value
+/// (the brand: p2pvm's own).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Cpu {
+    /// The 12-character vendor string (`AuthenticAMD`, `GenuineIntel`).
+    #[serde(default)]
+    pub vendor: Option<Spanned<String>>,
+    /// Display family, e.g. 0x17 for AMD Zen (0 to 0x10E).
+    #[serde(default)]
+    pub family: Option<Spanned<u16>>,
+    /// Display model (0 to 255).
+    #[serde(default)]
+    pub model: Option<u8>,
+    /// Stepping (0 to 15).
+    #[serde(default)]
+    pub stepping: Option<Spanned<u8>>,
+    /// Brand string: printable ASCII, at most 47 characters.
+    #[serde(default)]
+    pub brand: Option<Spanned<String>>,
+}
+
+impl Cpu {
+    /// The identity CPUID gives the guest (the table is validated).
+    pub fn identity(&self) -> crate::cpuid::CpuIdentity {
+        crate::cpuid::CpuIdentity {
+            vendor: self
+                .vendor
+                .as_ref()
+                .and_then(|v| v.get_ref().as_bytes().try_into().ok()),
+            family: self.family.as_ref().map(|f| *f.get_ref()),
+            model: self.model,
+            stepping: self.stepping.as_ref().map(|s| *s.get_ref()),
+            brand: self.brand.as_ref().map(|b| b.get_ref().clone()),
+        }
+    }
 }
 
 /// The root complex's peer-to-peer policy.
@@ -194,6 +243,14 @@ pub struct Acs {
     /// Control bits the guest cannot change (broken firmware or hardware).
     #[serde(default)]
     pub stuck: Vec<AcsBit>,
+    /// Bits the port applies whatever ACS Control says, while Control
+    /// reads them clear (a port that lies about redirecting).
+    #[serde(default)]
+    pub stuck_on: Vec<AcsBit>,
+    /// The capability is missing from config space, so Linux sees no
+    /// ACS, while the port applies `control` (and `stuck_on`).
+    #[serde(default)]
+    pub hidden: bool,
     /// Egress control vector size in bits (with EC).
     #[serde(default)]
     pub egress_vector_size: Option<u16>,

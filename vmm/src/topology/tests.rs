@@ -139,3 +139,40 @@ fn bar_sizes_are_checked() {
     assert!(err(&ep("lots")).contains("line 7"));
     Topology::parse(&ep("2M"), "t").unwrap();
 }
+
+#[test]
+fn the_cpu_table_sets_the_guest_cpu_identity() {
+    let t = Topology::parse(
+        &format!("{RC}[cpu]\nvendor = \"AuthenticAMD\"\nfamily = 0x17\nmodel = 0x31\nbrand = \"AMD EPYC (p2pvm)\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let id = t.cpu.identity();
+    assert_eq!(id.vendor, Some(*b"AuthenticAMD"));
+    assert_eq!(
+        (id.family, id.model, id.stepping),
+        (Some(0x17), Some(0x31), None)
+    );
+    assert_eq!(id.brand(), "AMD EPYC (p2pvm)");
+    // Without the table: the host's identity and p2pvm's brand.
+    let d = Topology::parse(RC, "t.toml").unwrap().cpu.identity();
+    assert_eq!(d, crate::cpuid::CpuIdentity::default());
+    assert_eq!(d.brand(), crate::cpuid::BRAND);
+}
+
+#[test]
+fn a_bad_cpu_table_is_refused_with_its_line() {
+    let e = err(&format!("{RC}[cpu]\nvendor = \"AMD\"\n"));
+    assert!(
+        e.contains("line 5") && e.contains("12 ASCII characters"),
+        "{e}"
+    );
+    let e = err(&format!("{RC}[cpu]\nfamily = 0x200\n"));
+    assert!(e.contains("more than CPUID can say"), "{e}");
+    let e = err(&format!("{RC}[cpu]\nstepping = 16\n"));
+    assert!(e.contains("stepping 16"), "{e}");
+    let e = err(&format!("{RC}[cpu]\nbrand = \"{}\"\n", "x".repeat(48)));
+    assert!(e.contains("at most 47"), "{e}");
+    let e = err(&format!("{RC}[cpu]\nfamly = 0x17\n"));
+    assert!(e.contains("famly"), "{e}");
+}

@@ -68,12 +68,59 @@ fn check_acs(acs: &Option<Acs>, name: &str, span: &Range<usize>) -> Result<(), F
     if !cap.contains(stuck) {
         return err("stuck names bits that capability does not implement".into());
     }
+    if !cap.contains(super::AcsBit::bits(&acs.stuck_on)) {
+        return err("stuck_on names bits that capability does not implement".into());
+    }
     let ec = cap.contains(pcie_core::AcsBits::EC);
     match acs.egress_vector_size {
         Some(n) if !ec => err(format!("egress_vector_size {n} without EC in capability")),
         Some(n) if n == 0 || n > 256 => err(format!("egress_vector_size {n} (use 1..=256)")),
         _ => Ok(()),
     }
+}
+
+fn check_cpu(cpu: &super::Cpu) -> Result<(), Fail> {
+    if let Some(v) = &cpu.vendor {
+        if v.get_ref().len() != 12 || !v.get_ref().is_ascii() {
+            return fail(
+                Some(v.span()),
+                format!(
+                    "cpu: vendor '{}' must be 12 ASCII characters (AuthenticAMD, GenuineIntel)",
+                    v.get_ref()
+                ),
+            );
+        }
+    }
+    if let Some(f) = &cpu.family {
+        if *f.get_ref() > crate::cpuid::MAX_FAMILY {
+            return fail(
+                Some(f.span()),
+                format!(
+                    "cpu: family {:#x} is more than CPUID can say ({:#x})",
+                    f.get_ref(),
+                    crate::cpuid::MAX_FAMILY
+                ),
+            );
+        }
+    }
+    if let Some(s) = &cpu.stepping {
+        if *s.get_ref() > 15 {
+            return fail(
+                Some(s.span()),
+                format!("cpu: stepping {} (use 0..=15)", s.get_ref()),
+            );
+        }
+    }
+    if let Some(b) = &cpu.brand {
+        let t = b.get_ref();
+        if t.len() > 47 || !t.bytes().all(|c| (0x20..0x7f).contains(&c)) {
+            return fail(
+                Some(b.span()),
+                "cpu: brand must be printable ASCII, at most 47 characters",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Placement state while walking the file.
@@ -119,6 +166,7 @@ impl Topology {
     /// Checks names, parents and sizes, and places every node.
     pub fn layout(&self) -> Result<Layout, Fail> {
         let mut b = Builder::default();
+        check_cpu(&self.cpu)?;
         if self.root_port.len() > 31 {
             return fail(
                 None,

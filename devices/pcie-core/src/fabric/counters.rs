@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
 use super::snapshot::Snapshot;
-use super::{Dir, DmaRequest, Fabric, Hop, NodeId, Route};
+use super::{Dir, DmaError, DmaRequest, Fabric, Hop, NodeId, Route};
 
 /// Max payload size the counters assume for writes and completions.
 pub const MAX_PAYLOAD: u64 = 256;
@@ -37,7 +37,74 @@ impl LinkCounters {
     }
 }
 
+/// Requests the fabric refused (none of their bytes moved), by what a
+/// requester was told, and how many of them reached the root complex
+/// before it refused them (its P2P policy, an address nothing decodes,
+/// an IOMMU fault).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RefusedCounters {
+    /// Bus Master Enable was clear.
+    pub bus_master_disabled: u64,
+    /// Unsupported Request.
+    pub unsupported_request: u64,
+    /// Completer Abort.
+    pub completer_abort: u64,
+    /// ACS violations.
+    pub acs_violation: u64,
+    /// IOMMU faults.
+    pub iommu_fault: u64,
+    /// Of all these, the requests refused at the root complex.
+    pub at_root_complex: u64,
+    /// The payload bytes those requests asked for.
+    pub at_root_complex_bytes: u64,
+}
+
+/// The atomics behind [`RefusedCounters`], in its field order.
+pub(crate) type Refusals = [std::sync::atomic::AtomicU64; 7];
+
 impl Fabric {
+    /// Counts a refused request; `hops` are the links it crossed.
+    pub(crate) fn record_refusal(
+        &self,
+        snap: &Snapshot,
+        hops: &[Hop],
+        req: &DmaRequest,
+        e: DmaError,
+    ) {
+        let kind = match e {
+            DmaError::BusMasterDisabled => 0,
+            DmaError::UnsupportedRequest => 1,
+            DmaError::CompleterAbort => 2,
+            DmaError::AcsViolation { .. } => 3,
+            DmaError::IommuFault => 4,
+        };
+        self.refusals[kind].fetch_add(1, Ordering::Relaxed);
+        // It reached the root complex when its last crossing was up a
+        // link of the root bus.
+        let at_rc = hops
+            .last()
+            .is_some_and(|h| h.dir == Dir::Up && snap.topo.roots.contains(&h.node));
+        if at_rc && kind != 2 {
+            self.refusals[5].fetch_add(1, Ordering::Relaxed);
+            self.refusals[6].fetch_add(req.len, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests refused since the start (or the last
+    /// [`reset_counters`](Self::reset_counters)).
+    pub fn refused(&self) -> RefusedCounters {
+        let g = |i: usize| self.refusals[i].load(Ordering::Relaxed);
+        RefusedCounters {
+            bus_master_disabled: g(0),
+            unsupported_request: g(1),
+            completer_abort: g(2),
+            acs_violation: g(3),
+            iommu_fault: g(4),
+            at_root_complex: g(5),
+            at_root_complex_bytes: g(6),
+        }
+    }
+
     /// The counters of the link above node `id`: exact for every request
     /// whose DMA call has returned (the link's atomics plus what the
     /// handles' route caches have not flushed into them yet).
@@ -65,6 +132,9 @@ impl Fabric {
             for c in &node.counters {
                 c.store(0, Ordering::Relaxed);
             }
+        }
+        for c in &self.refusals {
+            c.store(0, Ordering::Relaxed);
         }
         for cache in caches.iter().filter_map(Weak::upgrade) {
             cache.lock().pending = Default::default();

@@ -344,11 +344,16 @@ impl DmaHandle {
             }
             Target::Bar { node, bar, offset } => {
                 // DMA into itself would lock a function its caller holds.
-                if node == self.requester {
-                    return Err(DmaError::CompleterAbort);
-                }
                 let n = &snap.topo.nodes[node.index()];
-                node_bar_access(n, bar, offset, access)?;
+                let done = if node == self.requester {
+                    Err(DmaError::CompleterAbort)
+                } else {
+                    node_bar_access(n, bar, offset, access)
+                };
+                if let Err(e) = done {
+                    self.fabric.record_refusal(&snap, hops, req, e);
+                    return Err(e);
+                }
                 let cached = cacheable.then(|| CachedTarget::Bar {
                     node: n.clone(),
                     bar,

@@ -48,7 +48,7 @@ mod types;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
-pub use counters::{LinkCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
+pub use counters::{LinkCounters, RefusedCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
 pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
 pub use intx::InterruptSink;
 pub use map::DmaMap;
@@ -80,6 +80,8 @@ pub struct Fabric {
     rebuild: Mutex<()>,
     tracing: AtomicBool,
     trace: Mutex<Option<TraceSink>>,
+    /// Refused requests ([`RefusedCounters`]).
+    refusals: counters::Refusals,
     /// Where interrupt messages reaching the root complex go; set once.
     interrupts: OnceLock<Arc<dyn InterruptSink>>,
     /// The INTx wires driving a GSI, and how many drive each.
@@ -121,6 +123,7 @@ impl Fabric {
             rebuild: Mutex::new(()),
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
+            refusals: Default::default(),
             interrupts: OnceLock::new(),
             intx: Mutex::default(),
             ram,

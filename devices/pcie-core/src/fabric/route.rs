@@ -83,6 +83,9 @@ impl Fabric {
             hops,
         };
         let outcome = router.run();
+        if let Err(e) = outcome {
+            self.record_refusal(snap, router.hops, req, e);
+        }
         let known = req.requester.index() < snap.state.len();
         if known && self.tracing.load(Ordering::Acquire) {
             self.emit_trace(snap, req, router.rid, router.hops, outcome);

@@ -10,7 +10,7 @@ use crate::acs::acs_reg;
 use crate::type1::bridge_reg as br;
 use crate::{
     cap_id, capabilities, command, config_read_u32, ext_cap_id, ext_capabilities, pcie_reg, reg,
-    AcsBits, BarRegion, Bdf, PciFunction,
+    AcsBits, AcsFault, BarRegion, Bdf, PciFunction,
 };
 
 /// The tree: changes only when a node is added.
@@ -155,9 +155,12 @@ impl NodeState {
         let r32 = |off: u16| config_read_u32(f, off & !3) >> ((off & 3) * 8);
         let r16 = |off: u16| r32(off) as u16;
         let bridge = bridge.then(|| read_bridge(&r16, &r32));
-        let acs = ext_capabilities(&r32)
+        let mut acs = ext_capabilities(&r32)
             .find(|c| c.id == ext_cap_id::ACS)
             .map(|c| read_acs(c.offset, &r32));
+        if let Some(fault) = f.acs_fault() {
+            acs = apply_acs_fault(acs, fault);
+        }
         let port = capabilities(&r32)
             .find(|c| c.id == cap_id::PCI_EXPRESS)
             .map_or(0, |c| (r32(c.offset + pcie_reg::LNKCAP) >> 24) as u8);
@@ -185,6 +188,28 @@ fn read_bridge(r16: &dyn Fn(u16) -> u16, r32: &dyn Fn(u16) -> u32) -> BridgeStat
         pref: w.pref,
         control: r16(br::BRIDGE_CONTROL),
     }
+}
+
+/// The ACS a faulty port applies: its visible state (if any) with the
+/// stuck bits forced on, or, hidden, the state it behaves as. A hidden
+/// capability has no registers, so its `offset` is past config space
+/// (no config write reaches it).
+fn apply_acs_fault(visible: Option<AcsState>, fault: AcsFault) -> Option<AcsState> {
+    let mut acs = match (visible, fault.hidden) {
+        (_, Some((cap, ctrl))) => Some(AcsState {
+            offset: crate::CONFIG_SPACE_SIZE as u16,
+            cap,
+            ctrl,
+            vector_bits: 0,
+            egress: [0; 8],
+        }),
+        (v, None) => v,
+    };
+    if let Some(a) = &mut acs {
+        a.cap |= fault.stuck_on;
+        a.ctrl |= fault.stuck_on;
+    }
+    acs
 }
 
 fn read_acs(offset: u16, r32: &dyn Fn(u16) -> u32) -> AcsState {

@@ -255,3 +255,55 @@ fn presence_detect_follows_the_child_only_with_a_slot() {
     no_slot.set_child_present(false);
     assert_eq!(sltsta(&no_slot), PRESENCE_DETECT_STATE);
 }
+
+fn ext_ids(b: &PciBridge) -> Vec<u16> {
+    b.space.ext_capabilities().map(|c| c.id).collect()
+}
+
+#[test]
+fn an_acs_fault_hides_the_capability_and_forces_bits_through_resets() {
+    // Root port: ACS follows AER. Downstream port: ACS is first, at 0x100.
+    for (kind, visible) in [
+        (PortKind::RootPort, vec![0x0001, 0x000d]),
+        (PortKind::SwitchDownstream, vec![0x000d]),
+    ] {
+        let mut b = PciBridge::new(config(kind)).unwrap();
+        assert_eq!(ext_ids(&b), visible, "{kind:?}");
+        assert_eq!(b.acs_fault(), None);
+        b.set_acs_fault(AcsBits::RR, true).unwrap();
+        let hidden: Vec<u16> = visible.iter().copied().filter(|&i| i != 0x000d).collect();
+        assert_eq!(
+            ext_ids(&b)
+                .into_iter()
+                .filter(|&i| i != 0)
+                .collect::<Vec<_>>(),
+            hidden,
+            "{kind:?}"
+        );
+        let f = b.acs_fault().unwrap();
+        assert_eq!(f.stuck_on, AcsBits::RR);
+        // The port behaves as its (unreachable) registers say.
+        assert_eq!(
+            f.hidden,
+            Some((b.config.acs.unwrap().capability, AcsBits::SV | AcsBits::UF))
+        );
+        b.reset(ResetKind::Hot);
+        assert_eq!(
+            ext_ids(&b)
+                .into_iter()
+                .filter(|&i| i != 0)
+                .collect::<Vec<_>>(),
+            hidden,
+            "hidden after reset"
+        );
+        b.set_acs_fault(AcsBits::NONE, false).unwrap();
+        assert_eq!(ext_ids(&b), visible, "{kind:?} relinked");
+        assert_eq!(b.acs_fault(), None);
+        assert_eq!(b.acs_control(), Some(AcsBits::SV | AcsBits::UF));
+    }
+    // Bits the port does not implement, and ports without ACS, are refused.
+    let mut b = PciBridge::new(config(PortKind::RootPort)).unwrap();
+    assert!(b.set_acs_fault(AcsBits::DT, false).is_err());
+    let mut up = PciBridge::new(config(PortKind::SwitchUpstream)).unwrap();
+    assert!(up.set_acs_fault(AcsBits::RR, false).is_err());
+}
