@@ -27,6 +27,51 @@ pub enum Command {
     /// packages, the guest kernel and initramfs, and the KVM host box when
     /// there is no hardware KVM. Prints the paths.
     Images(ImagesArgs),
+    /// Run the P2PDMA validation suite on a kernel: boots it on a set of
+    /// fabrics, checks what the kernel decided and what the fabric did,
+    /// prints a matrix, writes JUnit/TAP, exits 1 on any failure.
+    Test(TestArgs),
+}
+
+/// `p2pvm test`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestArgs {
+    /// Guest kernel to test: ELF vmlinux or bzImage (default: p2pvm's).
+    #[arg(long, conflicts_with = "kernel_src")]
+    pub kernel: Option<PathBuf>,
+    /// Build this kernel tree with p2pvm's config fragment (cached by
+    /// hash, built incrementally in its own output directory) and test it.
+    #[arg(long)]
+    pub kernel_src: Option<PathBuf>,
+    /// Which suite (see --list).
+    #[arg(long, default_value = "default")]
+    pub suite: String,
+    /// Only scenarios matching these globs (comma-separated, `*` and `?`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write TAP (version 13) here; `--tap` alone prints it on stdout
+    /// (the matrix then goes to stderr).
+    #[arg(long, num_args = 0..=1, default_missing_value = "-", require_equals = true)]
+    pub tap: Option<PathBuf>,
+    /// Scenarios run side by side (each boots its own VM).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: u8,
+    /// Run every scenario even after one fails.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// List the suites and scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Keep every scenario's files here (topology, counters, backing
+    /// files, output); by default a temporary directory, removed when all pass.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Where the VMs run.
+    #[arg(long, value_enum, default_value_t = HostArg::Auto)]
+    pub host: HostArg,
 }
 
 /// `p2pvm images`.

@@ -23,7 +23,7 @@
 use kvm_bindings::{kvm_cpuid_entry2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 
 mod identity;
-pub use identity::{CpuIdentity, MAX_FAMILY};
+pub use identity::{decode_signature, CpuIdentity, MAX_FAMILY};
 
 /// The processor brand string the guest sees by default (at most 47 bytes).
 pub const BRAND: &str = "p2pvm virtual CPU";

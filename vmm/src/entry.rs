@@ -47,6 +47,7 @@ pub fn main() -> ! {
         Command::HostRun(args) => crate::run::host_run(args),
         Command::Topology(args) => crate::run::topology(args),
         Command::Images(args) => crate::run::images(args),
+        Command::Test(args) => crate::suite::run(args),
     };
     let code = match result {
         Ok(code) => code,

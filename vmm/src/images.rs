@@ -17,6 +17,11 @@ pub fn images_dir() -> PathBuf {
 /// Runs one of the `guest-images/` scripts, its progress on our stderr;
 /// returns its exit status and its stdout's last non-empty line.
 fn run(script: &str) -> Result<(std::process::ExitStatus, String)> {
+    run_with(script, &[])
+}
+
+/// [`run`] with arguments.
+fn run_with(script: &str, args: &[&std::ffi::OsStr]) -> Result<(std::process::ExitStatus, String)> {
     let path = images_dir().join(script);
     if !path.exists() {
         return Err(Error::Images(format!(
@@ -26,6 +31,7 @@ fn run(script: &str) -> Result<(std::process::ExitStatus, String)> {
     }
     let out = Command::new("bash")
         .arg(&path)
+        .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -69,6 +75,28 @@ pub fn host_packages() -> Result<()> {
 pub fn default_kernel() -> Result<PathBuf> {
     let dir = run_script("build-kernel.sh")?;
     Ok(dir.join("vmlinux"))
+}
+
+/// A kernel built from the tree `src` with p2pvm's config fragment
+/// (`build-kernel.sh --kernel-src`): its ELF `vmlinux`.
+pub fn kernel_from_tree(src: &Path) -> Result<PathBuf> {
+    if !src.join("Makefile").is_file() {
+        return Err(Error::Usage(format!(
+            "--kernel-src {}: not a kernel tree (no Makefile)",
+            src.display()
+        )));
+    }
+    let (status, last) = run_with(
+        "build-kernel.sh",
+        &["--kernel-src".as_ref(), src.as_os_str()],
+    )?;
+    if !status.success() || last.is_empty() {
+        return Err(Error::Images(format!(
+            "building the kernel in {} failed ({status})",
+            src.display()
+        )));
+    }
+    Ok(PathBuf::from(last).join("vmlinux"))
 }
 
 /// The default initramfs, building it if needed.

@@ -18,6 +18,7 @@ pub mod images;
 pub mod initrd;
 pub mod layout;
 pub mod run;
+pub mod suite;
 pub mod topology;
 pub mod trace;
 pub mod vm;

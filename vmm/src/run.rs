@@ -37,7 +37,8 @@ pub fn base_cmdline(exec: bool) -> String {
     c
 }
 
-fn host_choice(h: HostArg) -> HostChoice {
+/// `--host` as the host box module takes it.
+pub(crate) fn host_choice(h: HostArg) -> HostChoice {
     match h {
         HostArg::Auto => HostChoice::Auto,
         HostArg::Kvm => HostChoice::Kvm,
@@ -222,7 +223,7 @@ fn inner_args(
 }
 
 /// Builds and enumerates the fabric without a VM (no RAM behind it).
-fn dry_build(topology: &Topology, memory: u64) -> Result<VmFabric> {
+pub(crate) fn dry_build(topology: &Topology, memory: u64) -> Result<VmFabric> {
     fabric::build(topology, memory, ram_regions(memory), Arc::new(NoRam))
 }
 

@@ -1,0 +1,438 @@
+//! The P2PDMA scenarios: a fabric, a guest command line, and what the
+//! kernel and the fabric should each do.
+//!
+//! Every scenario boots the same tree, changed only by its [`Setup`]:
+//!
+//! ```text
+//! 00:00.0 host bridge (IDs and RC policy from the setup)
+//! rp1 ── sw1 ── sw1-dp0 ── nvme0  provider: 64 MiB CMB, published as p2pmem
+//!            ├─ sw1-dp1 ── nvme1  client below the same switch (file namespace)
+//!            └─ sw1-dp2
+//! rp2 ── nvme2                    client on the other root port (file namespace)
+//! ```
+//!
+//! The guest copies [`PAYLOAD`] bytes from the client's namespace into
+//! nvme0's p2pmem and back out to another place on the same namespace
+//! (O_DIRECT), reading nothing back: the host compares the bytes in the
+//! backing file afterwards, so no traffic but the copy's crosses the
+//! fabric.
+
+/// Bytes the guest copies through p2pmem.
+pub const PAYLOAD: u64 = 4 << 20;
+/// Chunk of each O_DIRECT read and write.
+pub const CHUNK: u64 = 128 << 10;
+/// Where the copy lands on the client's namespace.
+pub const DST_OFFSET: u64 = 16 << 20;
+/// Size of each client namespace's backing file.
+pub const NAMESPACE_SIZE: u64 = 64 << 20;
+
+/// Which NVMe controller reads and writes through nvme0's p2pmem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// nvme1, below the same switch as the provider.
+    SameSwitch,
+    /// nvme2, below the other root port.
+    OtherRootPort,
+}
+
+impl Client {
+    /// The controller's name in the topology.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::SameSwitch => "nvme1",
+            Client::OtherRootPort => "nvme2",
+        }
+    }
+
+    /// Its NVMe serial number.
+    pub fn serial(self) -> &'static str {
+        match self {
+            Client::SameSwitch => "P2PVM-NVME1",
+            Client::OtherRootPort => "P2PVM-NVME2",
+        }
+    }
+}
+
+/// What the guest CPU should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuChoice {
+    /// Anything but AMD family 0x17 or later: Linux then allows P2P
+    /// through the root complex only for whitelisted host bridges. On a
+    /// Zen host the guest is given family 0x10.
+    NotZen,
+    /// AMD family 0x17 (Zen): `cpu_supports_p2pdma()` allows P2P through
+    /// any host bridge.
+    Zen,
+}
+
+/// How a scenario changes the common tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Host bridge vendor and device ID.
+    pub host_bridge: (u16, u16),
+    /// The root complex forwards P2P between root ports (else it answers
+    /// Unsupported Request).
+    pub rc_forwards: bool,
+    /// The guest CPU.
+    pub cpu: CpuChoice,
+    /// The client.
+    pub client: Client,
+    /// ACS Control of rp1 at power-on.
+    pub rp1_control: &'static [&'static str],
+    /// ACS Control of sw1-dp1 (the same-switch client's port) at power-on.
+    pub dp1_control: &'static [&'static str],
+    /// Bits sw1-dp1 applies while Control reads them clear.
+    pub dp1_stuck_on: &'static [&'static str],
+    /// sw1-dp1 has no ACS capability in config space.
+    pub dp1_hidden: bool,
+}
+
+/// 8086:2020, on Linux's P2PDMA host bridge whitelist.
+pub const WHITELISTED: (u16, u16) = (0x8086, 0x2020);
+/// QEMU's generic PCIe host bridge ID, not on the whitelist.
+pub const NOT_WHITELISTED: (u16, u16) = (0x1b36, 0x0008);
+
+const BASE: Setup = Setup {
+    host_bridge: WHITELISTED,
+    rc_forwards: true,
+    cpu: CpuChoice::NotZen,
+    client: Client::SameSwitch,
+    rp1_control: &[],
+    dp1_control: &[],
+    dp1_stuck_on: &[],
+    dp1_hidden: false,
+};
+
+/// What the guest kernel should decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelExpect {
+    /// P2P allowed: the copy succeeds and the bytes arrive. `redirect`:
+    /// Linux says ACS redirect is set on the path (it maps through the
+    /// host bridge); otherwise it must not say so.
+    Allows {
+        /// Linux warns about ACS redirect on the path.
+        redirect: bool,
+    },
+    /// P2P refused with "do not share an upstream bridge or whitelisted
+    /// host bridge": the copy fails, nothing lands.
+    Refuses,
+    /// P2P allowed, but the I/O fails with an NVMe Data Transfer Error:
+    /// the copy fails and no wrong data lands.
+    FailsWithDataTransferError,
+}
+
+/// Where the payload should go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FabricExpect {
+    /// Through the downstream ports only: nothing at sw1's upstream link
+    /// or rp1.
+    BelowSwitch,
+    /// From the client's root port through the root complex to rp1.
+    ThroughRootComplex,
+    /// Redirected up the switch to the root complex and back down.
+    UpToRootComplexAndBack,
+    /// Nowhere: the kernel never issued it.
+    NoPayload,
+    /// Refused at the root complex (counted there), nothing at nvme0.
+    RefusedAtRootComplex,
+}
+
+/// One scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short name, for `--filter`.
+    pub name: &'static str,
+    /// What it shows, in one line.
+    pub title: &'static str,
+    /// The tree.
+    pub setup: Setup,
+    /// Extra guest kernel arguments; `{bdf:NODE}` becomes NODE's BDF.
+    pub cmdline: &'static str,
+    /// Lines the guest's dmesg must have (`{bdf:NODE}` as above).
+    pub dmesg_has: &'static [&'static str],
+    /// The kernel's column.
+    pub kernel: KernelExpect,
+    /// The fabric's column.
+    pub fabric: FabricExpect,
+    /// A misconfiguration the kernel cannot see: the fabric did what the
+    /// kernel did not expect. Recorded in the report.
+    pub unseen_by_kernel: bool,
+}
+
+/// Every scenario, in the order the suite runs them.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "switch-local",
+            title: "client and provider below one switch",
+            setup: BASE,
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::BelowSwitch,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "rc-whitelisted",
+            title: "different root ports, whitelisted host bridge, RC forwards",
+            setup: Setup {
+                client: Client::OtherRootPort,
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::ThroughRootComplex,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "rc-not-whitelisted",
+            title: "different root ports, host bridge not whitelisted, CPU not Zen",
+            setup: Setup {
+                host_bridge: NOT_WHITELISTED,
+                client: Client::OtherRootPort,
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Refuses,
+            fabric: FabricExpect::NoPayload,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "rc-zen",
+            title: "different root ports, host bridge not whitelisted, AMD Zen CPU",
+            setup: Setup {
+                host_bridge: NOT_WHITELISTED,
+                client: Client::OtherRootPort,
+                cpu: CpuChoice::Zen,
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::ThroughRootComplex,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "acs-redirect",
+            title: "P2P Request Redirect on the client's downstream port",
+            setup: Setup {
+                rp1_control: &["UF"],
+                dp1_control: &["RR"],
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &["pci=disable_acs_redir={bdf:sw1-dp1}"],
+            kernel: KernelExpect::Allows { redirect: true },
+            fabric: FabricExpect::UpToRootComplexAndBack,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "acs-redirect-disabled",
+            title: "the same with pci=disable_acs_redir= for that port",
+            setup: Setup {
+                rp1_control: &["UF"],
+                dp1_control: &["RR"],
+                ..BASE
+            },
+            cmdline: "pci=disable_acs_redir={bdf:sw1-dp1}",
+            dmesg_has: &["{bdf:sw1-dp1}: Configured ACS to 0x0000"],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::BelowSwitch,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "acs-stuck-redirect",
+            title: "RR stuck on while ACS Control reads clear",
+            setup: Setup {
+                rp1_control: &["UF"],
+                dp1_stuck_on: &["RR"],
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::UpToRootComplexAndBack,
+            unseen_by_kernel: true,
+        },
+        Scenario {
+            name: "acs-hidden-redirect",
+            title: "ACS capability hidden while the port redirects",
+            setup: Setup {
+                rp1_control: &["UF"],
+                dp1_control: &["RR"],
+                dp1_hidden: true,
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::UpToRootComplexAndBack,
+            unseen_by_kernel: true,
+        },
+        Scenario {
+            name: "rc-lies-whitelisted",
+            title: "RC refuses P2P (UR) while the host bridge claims a whitelisted ID",
+            setup: Setup {
+                rc_forwards: false,
+                client: Client::OtherRootPort,
+                ..BASE
+            },
+            cmdline: "",
+            dmesg_has: &[],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::RefusedAtRootComplex,
+            unseen_by_kernel: false,
+        },
+    ]
+}
+
+/// The named suites: `(name, what it holds, scenario names)`; an empty
+/// list is every scenario.
+pub const SUITES: &[(&str, &str, &[&str])] = &[
+    ("default", "every scenario", &[]),
+    (
+        "smoke",
+        "one allowed and one refused path",
+        &["switch-local", "rc-not-whitelisted"],
+    ),
+];
+
+fn acs_list(bits: &[&str]) -> String {
+    let quoted: Vec<String> = bits.iter().map(|b| format!("\"{b}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Scenario {
+    /// The topology file, with the clients' namespaces in `images`
+    /// (`nvme1.img`, `nvme2.img`) and the guest CPU as `cpu` says.
+    pub fn topology(&self, images: &std::path::Path, cpu: Option<&str>) -> String {
+        let s = &self.setup;
+        let full = "[\"SV\", \"RR\", \"CR\", \"UF\", \"EC\", \"DT\"]";
+        let mut t = format!(
+            "# p2pvm test: scenario {name}\n\
+             [root_complex]\nvendor_id = {v:#06x}\ndevice_id = {d:#06x}\np2p = \"{p2p}\"\n\n",
+            name = self.name,
+            v = s.host_bridge.0,
+            d = s.host_bridge.1,
+            p2p = if s.rc_forwards {
+                "forward"
+            } else {
+                "unsupported-request"
+            },
+        );
+        if let Some(cpu) = cpu {
+            t += &format!("[cpu]\n{cpu}\n\n");
+        }
+        t += &format!(
+            "[[root_port]]\nname = \"rp1\"\nacs = {{ capability = {full}, control = {}, egress_vector_size = 2 }}\n\n\
+             [[root_port]]\nname = \"rp2\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 2 }}\n\n\
+             [[switch]]\nname = \"sw1\"\nparent = \"rp1\"\n\
+             [[switch.downstream]]\nname = \"sw1-dp0\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 3 }}\n\
+             [[switch.downstream]]\nname = \"sw1-dp1\"\nacs = {{ capability = {full}, control = {}, stuck_on = {}, hidden = {}, egress_vector_size = 3 }}\n\
+             [[switch.downstream]]\nname = \"sw1-dp2\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 3 }}\n\n",
+            acs_list(s.rp1_control),
+            acs_list(s.dp1_control),
+            acs_list(s.dp1_stuck_on),
+            s.dp1_hidden,
+        );
+        t += "[[endpoint]]\nname = \"nvme0\"\nparent = \"sw1-dp0\"\nkind = \"nvme\"\nserial = \"P2PVM-NVME0\"\n\
+              cmb = { size = \"64M\" }\n[[endpoint.namespace]]\nsize = \"64M\"\n\n";
+        for (name, parent, serial) in [
+            ("nvme1", "sw1-dp1", "P2PVM-NVME1"),
+            ("nvme2", "rp2", "P2PVM-NVME2"),
+        ] {
+            t += &format!(
+                "[[endpoint]]\nname = \"{name}\"\nparent = \"{parent}\"\nkind = \"nvme\"\nserial = \"{serial}\"\n\
+                 [[endpoint.namespace]]\nsize = \"{}M\"\nfile = \"{}\"\n\n",
+                NAMESPACE_SIZE >> 20,
+                images.join(format!("{name}.img")).display()
+            );
+        }
+        t
+    }
+
+    /// The guest script: it prints `=== cpu ===` (vendor, family),
+    /// `=== copy ===` (the copy's output and `rc=N`) and `=== dmesg ===`.
+    pub fn script(&self) -> String {
+        let client = self.setup.client.serial();
+        format!(
+            r#"dev() {{ for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${{c##*/}} && return; done; echo none; }}
+bdf() {{ c=$(dev "$1"); basename "$(readlink -f /sys/class/nvme/${{c##*/}}/device)"; }}
+echo '=== cpu ==='
+awk -F': ' '/^vendor_id/ {{ v = $2 }} /^cpu family/ {{ f = $2 }} END {{ print v, f }}' /proc/cpuinfo
+c=$(dev {client}); p=$(bdf P2PVM-NVME0)
+echo '=== copy ==='
+echo "provider=$p client=$c published=$(cat /sys/bus/pci/devices/$p/p2pmem/published 2>/dev/null)"
+p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst:#x} {chunk:#x} {count} 2>&1
+echo "rc=$?"
+echo '=== dmesg ==='
+dmesg
+"#,
+            dst = DST_OFFSET,
+            chunk = CHUNK,
+            count = PAYLOAD / CHUNK,
+        )
+    }
+}
+
+/// `*` and `?` globs, comma-separated: does `name` match any?
+pub fn matches(filter: &str, name: &str) -> bool {
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .any(|g| glob(g.as_bytes(), name.as_bytes()))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(matches("acs-*", "acs-redirect"));
+        assert!(matches("switch-local,rc-*", "rc-zen"));
+        assert!(matches("rc-?en", "rc-zen"));
+        assert!(!matches("acs-*", "rc-zen"));
+        assert!(!matches("", "rc-zen"));
+        assert!(matches("*", "anything"));
+    }
+
+    #[test]
+    fn names_are_unique_and_suites_name_real_scenarios() {
+        let all = all();
+        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        for (_, _, list) in SUITES {
+            for n in *list {
+                assert!(names.contains(n), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_scenario_topology_parses() {
+        for s in all() {
+            let cpu = (s.setup.cpu == CpuChoice::Zen)
+                .then_some("vendor = \"AuthenticAMD\"\nfamily = 0x17");
+            let text = s.topology(std::path::Path::new("/tmp/x"), cpu);
+            let t = crate::topology::Topology::parse(&text, s.name)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{text}", s.name));
+            assert_eq!(t.endpoint.len(), 3, "{}", s.name);
+        }
+    }
+}
