@@ -110,3 +110,42 @@ fn missing_initrd() {
         "/nonexistent.cpio",
     );
 }
+
+#[test]
+fn test_with_an_unknown_suite_a_filter_that_matches_nothing_or_no_jobs() {
+    assert_one_line_error(
+        &["test", "--suite", "nope"],
+        "no suite 'nope' (there are: default, smoke)",
+    );
+    assert_one_line_error(
+        &["test", "--filter", "zzz*"],
+        "--filter 'zzz*' matches no scenario",
+    );
+    assert_one_line_error(&["test", "--jobs", "0"], "--jobs must be at least 1");
+    assert_one_line_error(
+        &["test", "--kernel", "/nonexistent/vmlinux"],
+        "/nonexistent/vmlinux",
+    );
+    assert_one_line_error(
+        &["test", "--kernel", "/x", "--kernel-src", "/y"],
+        "cannot be used with",
+    );
+    assert_one_line_error(
+        &["test", "--kernel-src", "/nonexistent-tree"],
+        "not a kernel tree",
+    );
+}
+
+#[test]
+fn a_bad_cpu_or_acs_fault_in_a_topology_is_one_line() {
+    let t = scratch(
+        "cpu.toml",
+        b"[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n[cpu]\nvendor = \"Intel\"\n",
+    );
+    assert_one_line_error(&["topology", t.to_str().unwrap()], "12 ASCII characters");
+    let t = scratch(
+        "acs.toml",
+        b"[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n[[root_port]]\nname = \"rp1\"\nacs = { capability = [\"SV\"], stuck_on = [\"RR\"] }\n",
+    );
+    assert_one_line_error(&["topology", t.to_str().unwrap()], "stuck_on names bits");
+}

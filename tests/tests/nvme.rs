@@ -266,3 +266,68 @@ mke2fs -F -b 4096 $d >/dev/null && mkdir -p /mnt && mount -t ext2 $d /mnt
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "intact");
 }
+
+#[test]
+fn the_trace_adds_up_to_the_counters_on_every_link() {
+    let dir = tempdir("trace");
+    let (trace, counters) = (dir.join("trace.jsonl"), dir.join("counters.json"));
+    // Peer-to-peer through nvme0's CMB and ordinary RAM DMA, with interrupts.
+    let script = format!(
+        "{DEV}set -e
+n1=$(dev P2PVM-NVME1); b0=$(bdf P2PVM-NVME0)
+dd if=/dev/urandom of=${{n1}}n1 bs=128k count=4 oflag=direct 2>/dev/null
+p2pvm-p2pmem copy $b0 ${{n1}}n1 0 ${{n1}}n1 0x100000 0x20000 4"
+    );
+    let r = guest(
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--counters",
+            counters.to_str().unwrap(),
+        ],
+        &script,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&counters).unwrap()).unwrap();
+    // Per link: a write's bytes go the way of each hop, a read's
+    // completions come back against it. Refused requests move nothing.
+    let mut sums: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut records = 0;
+    for line in text.lines() {
+        let rec: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        records += 1;
+        if rec["outcome"].get("error").is_some() {
+            continue;
+        }
+        let len = rec["len"].as_u64().unwrap();
+        let write = rec["op"] == "write";
+        for hop in rec["path"].as_array().unwrap() {
+            let e = sums
+                .entry(hop["node"].as_str().unwrap().to_string())
+                .or_default();
+            let up = (hop["dir"] == "up") == write;
+            if up {
+                e.0 += len;
+            } else {
+                e.1 += len;
+            }
+        }
+    }
+    assert!(records > 1000, "{records} records");
+    let mut total = 0;
+    for l in doc["links"].as_array().unwrap() {
+        let name = l["name"].as_str().unwrap();
+        let want = (
+            l["up_bytes"].as_u64().unwrap(),
+            l["down_bytes"].as_u64().unwrap(),
+        );
+        total += want.0 + want.1;
+        assert_eq!(sums.get(name).copied().unwrap_or_default(), want, "{name}");
+    }
+    // The copy alone moved 512 KiB each way over nvme1's link.
+    assert!(total > 4 << 20, "{total}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

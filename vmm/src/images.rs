@@ -77,15 +77,21 @@ pub fn default_kernel() -> Result<PathBuf> {
     Ok(dir.join("vmlinux"))
 }
 
-/// A kernel built from the tree `src` with p2pvm's config fragment
-/// (`build-kernel.sh --kernel-src`): its ELF `vmlinux`.
-pub fn kernel_from_tree(src: &Path) -> Result<PathBuf> {
+/// Fails unless `src` looks like a kernel tree.
+pub fn check_tree(src: &Path) -> Result<()> {
     if !src.join("Makefile").is_file() {
         return Err(Error::Usage(format!(
             "--kernel-src {}: not a kernel tree (no Makefile)",
             src.display()
         )));
     }
+    Ok(())
+}
+
+/// A kernel built from the tree `src` with p2pvm's config fragment
+/// (`build-kernel.sh --kernel-src`): its ELF `vmlinux`.
+pub fn kernel_from_tree(src: &Path) -> Result<PathBuf> {
+    check_tree(src)?;
     let (status, last) = run_with(
         "build-kernel.sh",
         &["--kernel-src".as_ref(), src.as_os_str()],

@@ -106,11 +106,11 @@ pub fn resolve(s: &str, bdf: &dyn Fn(&str) -> String) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(at) = rest.find("{bdf:") {
-        out.push_str(&rest[..at]);
         let tail = &rest[at + 5..];
         let Some(end) = tail.find('}') else {
             break;
         };
+        out.push_str(&rest[..at]);
         out.push_str(&bdf(&tail[..end]));
         rest = &tail[end + 1..];
     }

@@ -104,6 +104,9 @@ pub fn run(args: TestArgs) -> Result<i32> {
     if let Some(k) = &args.kernel {
         crate::boot::kernel_format(k)?;
     }
+    if let Some(src) = &args.kernel_src {
+        images::check_tree(src)?;
+    }
     let (kind, reason) = hostbox::detect(crate::run::host_choice(args.host))?;
     images::host_packages()?;
     log::info!("{reason}");

@@ -1,1 +1,267 @@
+//! The judge, fed hand-written guest output, counters and backing files.
 
+use super::*;
+use crate::suite::scenario::{all, CHUNK};
+
+fn scenario(name: &str) -> Scenario {
+    all().into_iter().find(|s| s.name == name).unwrap()
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A counters document: `(name, up, down)` per link, and refusals at the RC.
+fn counters(links: &[(&str, u64, u64)], at_rc: u64) -> Value {
+    let links: Vec<Value> = links
+        .iter()
+        .map(|(n, u, d)| serde_json::json!({"name": n, "up_bytes": u, "down_bytes": d}))
+        .collect();
+    serde_json::json!({"links": links, "refused": {"at_root_complex": at_rc}})
+}
+
+fn out(cpu: &str, rc: i32, copied: bool, dmesg: &str) -> String {
+    format!(
+        "=== cpu ===\n{cpu}\n=== copy ===\nprovider=0000:03:00.0 client=/dev/nvme1 published=1\n{}rc={rc}\n=== dmesg ===\n[    0.1] Linux version 6.12\n{dmesg}\n",
+        if copied {
+            format!("copied={PAYLOAD} secs=0.1 mb_per_s=40.0\n")
+        } else {
+            "p2pvm-p2pmem: read into p2pmem at 0x0: Remote I/O error (os error 121)\n".into()
+        }
+    )
+}
+
+fn image(pattern: &[u8], dst: Option<&[u8]>) -> Vec<u8> {
+    let mut img = vec![0u8; (DST_OFFSET + PAYLOAD) as usize];
+    img[..pattern.len()].copy_from_slice(pattern);
+    if let Some(d) = dst {
+        img[DST_OFFSET as usize..DST_OFFSET as usize + d.len()].copy_from_slice(d);
+    }
+    img
+}
+
+fn bdf(name: &str) -> String {
+    match name {
+        "sw1-dp1" => "0000:02:01.0".into(),
+        _ => "0000:ff:00.0".into(),
+    }
+}
+
+fn judge_with(s: &Scenario, out: &str, c: &Value, img: &[u8], pattern: &[u8]) -> Judgement {
+    judge(
+        s,
+        &Observed {
+            out,
+            counters: Some(c),
+            image: Some(img),
+            pattern,
+            bdf: &bdf,
+        },
+    )
+}
+
+fn failing(j: &Judgement) -> Vec<String> {
+    j.checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.text.clone())
+        .collect()
+}
+
+fn below_switch() -> Value {
+    counters(
+        &[
+            ("rp1", 40 << 10, 2 << 10),
+            ("sw1", 40 << 10, 2 << 10),
+            ("nvme0", 4 * MIB + 9000, 4 * MIB),
+            ("nvme1", 4 * MIB + 30000, 4 * MIB + 1000),
+        ],
+        0,
+    )
+}
+
+#[test]
+fn a_switch_local_copy_that_stayed_below_the_switch_passes() {
+    let s = scenario("switch-local");
+    let pat = vec![0x5a; PAYLOAD as usize];
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 0, true, ""),
+        &below_switch(),
+        &image(&pat, Some(&pat)),
+        &pat,
+    );
+    assert!(j.passed(), "{:?}", failing(&j));
+    assert_eq!(j.kernel_saw, "allowed P2P");
+    assert_eq!(j.fabric_saw, "below the switch");
+}
+
+#[test]
+fn payload_at_the_switch_upstream_link_fails_and_names_the_link() {
+    let s = scenario("switch-local");
+    let pat = vec![0x5a; PAYLOAD as usize];
+    let c = counters(
+        &[
+            ("rp1", 4 * MIB, 4 * MIB),
+            ("sw1", 4 * MIB, 4 * MIB),
+            ("nvme0", 4 * MIB, 4 * MIB),
+            ("nvme1", 4 * MIB, 4 * MIB),
+        ],
+        0,
+    );
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 0, true, ""),
+        &c,
+        &image(&pat, Some(&pat)),
+        &pat,
+    );
+    let bad = failing(&j);
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad[0].starts_with("sw1 (the switch's upstream link): up 4.0 MiB"),
+        "{bad:?}"
+    );
+    assert!(bad[1].starts_with("rp1 (the root port)"), "{bad:?}");
+    assert_eq!(j.fabric_saw, "up to the root complex and back");
+}
+
+#[test]
+fn wrong_bytes_a_warning_or_a_missing_log_fail() {
+    let s = scenario("switch-local");
+    let pat: Vec<u8> = (0..PAYLOAD).map(|i| i as u8).collect();
+    let mut copy = pat.clone();
+    copy[CHUNK as usize + 7] ^= 1;
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 0, true, ""),
+        &below_switch(),
+        &image(&pat, Some(&copy)),
+        &pat,
+    );
+    assert_eq!(
+        failing(&j),
+        ["the copy differs from the source at byte 0x20007"]
+    );
+    let j = judge_with(
+        &s,
+        &out(
+            "AuthenticAMD 15",
+            0,
+            true,
+            "[    1.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2",
+        ),
+        &below_switch(),
+        &image(&pat, Some(&pat)),
+        &pat,
+    );
+    assert!(
+        failing(&j)[0].contains("WARNING: CPU: 0"),
+        "{:?}",
+        failing(&j)
+    );
+    let j = judge_with(
+        &s,
+        "=== cpu ===\nAuthenticAMD 15\n",
+        &below_switch(),
+        &image(&pat, None),
+        &pat,
+    );
+    assert_eq!(
+        failing(&j),
+        ["the guest script did not get to the end (no copy or dmesg section)"]
+    );
+}
+
+#[test]
+fn a_refusal_needs_the_kernel_line_a_failed_copy_and_no_traffic() {
+    let s = scenario("rc-not-whitelisted");
+    let pat = vec![7u8; PAYLOAD as usize];
+    let refusal = format!("[    2.1] nvme 0000:06:00.0: cannot be used for peer-to-peer DMA as the client and provider (0000:03:00.0) {REFUSAL}");
+    let quiet = counters(
+        &[("rp2", 30 << 10, 1 << 10), ("nvme0", 30 << 10, 1 << 10)],
+        0,
+    );
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 2, false, &refusal),
+        &quiet,
+        &image(&pat, None),
+        &pat,
+    );
+    assert!(j.passed(), "{:?}", failing(&j));
+    assert_eq!(j.kernel_saw, "refused P2P");
+    // Without the line, or with the copy succeeding, it fails.
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 2, false, ""),
+        &quiet,
+        &image(&pat, None),
+        &pat,
+    );
+    assert_eq!(failing(&j).len(), 1, "{:?}", failing(&j));
+    // A Zen guest is not what this scenario is about.
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 23", 2, false, &refusal),
+        &quiet,
+        &image(&pat, None),
+        &pat,
+    );
+    assert!(
+        failing(&j)[0].contains("is Zen (want not Zen)"),
+        "{:?}",
+        failing(&j)
+    );
+}
+
+#[test]
+fn a_failed_io_may_leave_untouched_blocks_but_never_wrong_ones() {
+    let s = scenario("rc-lies-whitelisted");
+    let pat = vec![9u8; PAYLOAD as usize];
+    let dte = format!(
+        "[    2.1] nvme2n1: Read(0x2) @ LBA 0, 256 blocks, I/O Error {DATA_TRANSFER_ERROR} DNR"
+    );
+    let c = counters(&[("nvme0", 20 << 10, 1 << 10)], 6);
+    let mut half = vec![0u8; PAYLOAD as usize];
+    half[..8192].copy_from_slice(&pat[..8192]);
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 2, false, &dte),
+        &c,
+        &image(&pat, Some(&half)),
+        &pat,
+    );
+    assert!(j.passed(), "{:?}", failing(&j));
+    half[8192] = 1;
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 2, false, &dte),
+        &c,
+        &image(&pat, Some(&half)),
+        &pat,
+    );
+    assert_eq!(failing(&j), ["block 2 of the destination holds wrong data"]);
+    // Nothing refused at the root complex: the fabric column fails.
+    let c = counters(&[("nvme0", 20 << 10, 1 << 10)], 0);
+    let j = judge_with(
+        &s,
+        &out("AuthenticAMD 15", 2, false, &dte),
+        &c,
+        &image(&pat, None),
+        &pat,
+    );
+    assert_eq!(
+        failing(&j),
+        ["requests refused at the root complex: 0 (want > 0)"]
+    );
+}
+
+#[test]
+fn bdf_placeholders_resolve() {
+    assert_eq!(
+        resolve("pci=disable_acs_redir={bdf:sw1-dp1} x {bdf:q}", &bdf),
+        "pci=disable_acs_redir=0000:02:01.0 x 0000:ff:00.0"
+    );
+    assert_eq!(resolve("no placeholder", &bdf), "no placeholder");
+    // An unterminated placeholder is left as written.
+    assert_eq!(resolve("a {bdf:open", &bdf), "a {bdf:open");
+}

@@ -1,0 +1,256 @@
+//! `p2pvm test` tier: each scenario of the P2PDMA suite, run through the
+//! real command, with both columns checked here again from the files it
+//! leaves (the guest's output and dmesg, the fabric counters, the
+//! backing file), against expectations written in this file.
+
+mod common;
+
+use common::{link_bytes, p2pvm, section};
+
+const MIB: u64 = 1 << 20;
+/// What the suite copies (4 MiB), at 16 MiB on the client's namespace.
+const PAYLOAD: u64 = 4 * MIB;
+
+/// What one scenario must show.
+struct Want {
+    /// The copy through p2pmem succeeds.
+    copy_ok: bool,
+    /// dmesg lines that must be there.
+    dmesg: &'static [&'static str],
+    /// dmesg lines that must not.
+    not_dmesg: &'static [&'static str],
+    /// Links that carry the payload both ways (>= 4 MiB).
+    carry: &'static [&'static str],
+    /// Links that carry none of it (< 1 MiB each way).
+    quiet: &'static [&'static str],
+    /// Requests refused at the root complex.
+    refused_at_rc: bool,
+}
+
+const REFUSAL: &str = "do not share an upstream bridge or whitelisted host bridge";
+const REDIRECT: &str = "ACS redirect is set between the client and provider";
+
+fn scenario(name: &str, client: &str, want: Want) {
+    let dir = std::env::temp_dir().join(format!("p2pvm-suite-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let junit = dir.with_extension("xml");
+    let r = p2pvm(&[
+        "test",
+        "--filter",
+        name,
+        "--workdir",
+        dir.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    eprintln!("--- stdout ---\n{}\n--- stderr ---\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "p2pvm test --filter {name} failed");
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(name))
+        .expect("a matrix row");
+    assert!(row.contains(" PASS "), "{row}");
+    assert!(
+        r.stdout.contains("1 scenarios: 1 passed, 0 failed"),
+        "{}",
+        r.stdout
+    );
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        x.contains("tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\""),
+        "{x}"
+    );
+
+    // The kernel's column, from the guest's own output.
+    let out = std::fs::read_to_string(dir.join(name).join("output.txt")).unwrap();
+    let dmesg = section(&out, "dmesg");
+    if let Err(report) = p2pvm::dmesg::check(dmesg) {
+        panic!("{report}");
+    }
+    let copy = section(&out, "copy");
+    assert_eq!(
+        copy.contains(&format!("copied={PAYLOAD} ")) && copy.contains("rc=0"),
+        want.copy_ok,
+        "{copy}"
+    );
+    for l in want.dmesg {
+        assert!(dmesg.contains(l), "{l} not in\n{dmesg}");
+    }
+    for l in want.not_dmesg {
+        assert!(!dmesg.contains(l), "{l} in\n{dmesg}");
+    }
+    // The bytes, in the backing file.
+    let img = std::fs::read(dir.join(name).join(format!("{client}.img"))).unwrap();
+    let (src, dst) = (
+        &img[..PAYLOAD as usize],
+        &img[16 << 20..(16 << 20) + PAYLOAD as usize],
+    );
+    assert!(src.iter().any(|&b| b != 0), "the host's payload is there");
+    if want.copy_ok {
+        assert!(src == dst, "the copy has the source's bytes");
+    } else {
+        assert!(dst.iter().all(|&b| b == 0), "nothing landed");
+    }
+    // The fabric's column, from the counters.
+    let json = std::fs::read_to_string(dir.join(name).join("counters.json")).unwrap();
+    for n in want.carry {
+        let (up, down) = link_bytes(&json, n);
+        assert!(up >= PAYLOAD && down >= PAYLOAD, "{n} {up}/{down}\n{json}");
+    }
+    for n in want.quiet {
+        let (up, down) = link_bytes(&json, n);
+        assert!(up < MIB && down < MIB, "{n} {up}/{down}\n{json}");
+    }
+    let refused = json.contains("\"at_root_complex\": 0,");
+    assert_eq!(!refused, want.refused_at_rc, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&junit);
+}
+
+#[test]
+fn switch_local_p2p_stays_below_the_switch() {
+    scenario(
+        "switch-local",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &["added peer-to-peer DMA memory"],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            carry: &["nvme1", "sw1-dp1", "sw1-dp0", "nvme0"],
+            quiet: &["sw1", "rp1", "rp2"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn whitelisted_host_bridge_p2p_goes_through_the_root_complex() {
+    scenario(
+        "rc-whitelisted",
+        "nvme2",
+        Want {
+            copy_ok: true,
+            dmesg: &[],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            carry: &["nvme2", "rp2", "rp1", "sw1", "nvme0"],
+            quiet: &["nvme1"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn an_unlisted_host_bridge_without_zen_is_refused_by_linux() {
+    scenario(
+        "rc-not-whitelisted",
+        "nvme2",
+        Want {
+            copy_ok: false,
+            dmesg: &["nvme 0000:06:00.0: cannot be used for peer-to-peer DMA as the client and provider (0000:03:00.0) do not share an upstream bridge or whitelisted host bridge"],
+            not_dmesg: &[],
+            carry: &[],
+            quiet: &["rp2", "rp1", "nvme0"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn a_zen_cpu_lets_linux_use_any_host_bridge() {
+    scenario(
+        "rc-zen",
+        "nvme2",
+        Want {
+            copy_ok: true,
+            dmesg: &[],
+            not_dmesg: &[REFUSAL],
+            carry: &["rp2", "rp1", "nvme0"],
+            quiet: &["nvme1"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn acs_redirect_sends_p2p_up_to_the_root_complex() {
+    scenario(
+        "acs-redirect",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[
+                "nvme 0000:04:00.0: ACS redirect is set between the client and provider (0000:03:00.0)",
+                "pci=disable_acs_redir=0000:02:01.0",
+            ],
+            not_dmesg: &[REFUSAL],
+            carry: &["sw1", "rp1", "nvme0", "nvme1"],
+            quiet: &["rp2"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn disable_acs_redir_brings_p2p_back_below_the_switch() {
+    scenario(
+        "acs-redirect-disabled",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &["pci 0000:02:01.0: Configured ACS to 0x0000"],
+            not_dmesg: &[REDIRECT],
+            carry: &["nvme1", "nvme0"],
+            quiet: &["sw1", "rp1"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn rr_stuck_on_redirects_behind_the_kernels_back() {
+    scenario(
+        "acs-stuck-redirect",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[],
+            not_dmesg: &[REDIRECT, REFUSAL],
+            carry: &["sw1", "rp1", "nvme0"],
+            quiet: &["rp2"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn a_hidden_acs_capability_redirects_behind_the_kernels_back() {
+    scenario(
+        "acs-hidden-redirect",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[],
+            not_dmesg: &[REDIRECT, REFUSAL],
+            carry: &["sw1", "rp1", "nvme0"],
+            quiet: &["rp2"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn an_rc_that_refuses_p2p_fails_the_io_with_a_data_transfer_error() {
+    scenario(
+        "rc-lies-whitelisted",
+        "nvme2",
+        Want {
+            copy_ok: false,
+            dmesg: &["(sct 0x0 / sc 0x4)"],
+            not_dmesg: &[REFUSAL],
+            carry: &[],
+            quiet: &["nvme0", "rp1"],
+            refused_at_rc: true,
+        },
+    );
+}
