@@ -31,6 +31,30 @@ pub enum Command {
     /// fabrics, checks what the kernel decided and what the fabric did,
     /// prints a matrix, writes JUnit/TAP, exits 1 on any failure.
     Test(TestArgs),
+    /// Send one command to a running VM's control socket (`run
+    /// --control`) and print the reply: `p2pvm ctl SOCK set-acs-fault
+    /// port=sw1-dp1 'stuck_on=["RR"]'`. See docs/CONTROL.md.
+    Ctl(CtlArgs),
+    /// Print a running VM's fabric counters (through its control socket).
+    Stats(StatsArgs),
+}
+
+/// `p2pvm ctl`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CtlArgs {
+    /// The VM's control socket.
+    pub socket: PathBuf,
+    /// The command (`query-commands` lists them).
+    pub command: String,
+    /// Arguments as KEY=VALUE; a VALUE that is JSON is taken as JSON.
+    pub args: Vec<String>,
+}
+
+/// `p2pvm stats`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// The VM's control socket.
+    pub socket: PathBuf,
 }
 
 /// `p2pvm test`.
@@ -159,6 +183,14 @@ pub struct RunArgs {
     /// the route cache are off while tracing.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Serve the control socket (JSON lines, docs/CONTROL.md) here:
+    /// counters, trace, ACS faults, RC policy, error injection at run time.
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+    /// Set by p2pvm itself inside the KVM host box: serve the control
+    /// protocol on this serial port (the outer p2pvm relays the socket).
+    #[arg(long, hide = true)]
+    pub control_tty: Option<PathBuf>,
     /// Show the guest console on stderr (with --exec; it is always shown without).
     #[arg(long)]
     pub console: bool,

@@ -48,6 +48,8 @@ pub fn main() -> ! {
         Command::Topology(args) => crate::run::topology(args),
         Command::Images(args) => crate::run::images(args),
         Command::Test(args) => crate::suite::run(args),
+        Command::Ctl(args) => crate::control::ctl(&args.socket, &args.command, &args.args),
+        Command::Stats(args) => crate::control::stats(&args.socket),
     };
     let code = match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ pub mod acpi;
 pub mod boot;
 pub mod cli;
 pub mod console;
+pub mod control;
 pub mod counters;
 pub mod cpu;
 pub mod cpuid;

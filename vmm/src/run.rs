@@ -65,6 +65,7 @@ pub fn host_run(args: HostRunArgs) -> Result<i32> {
         HostKind::Box => {
             let program = resolve_program(std::path::Path::new(program))?;
             let cfg = BoxConfig {
+                control: None,
                 cpus: args.cpus,
                 memory_mib: args.memory >> 20,
                 interactive: false,
@@ -161,7 +162,18 @@ pub fn run(args: RunArgs) -> Result<i32> {
             // guest's vCPU threads on it. A multi-vCPU TCG box was seen to
             // panic (apic_has_pending_timer) and to soft-lock in its own
             // kvm module; the benchmarks use one box vCPU for the same reason.
+            let control = match &args.control {
+                Some(path) => {
+                    let up = std::env::temp_dir()
+                        .join(format!("p2pvm-control-{}.sock", std::process::id()));
+                    let _ = std::fs::remove_file(&up);
+                    crate::control::relay(path, up.clone())?;
+                    Some(up)
+                }
+                None => None,
+            };
             let cfg = BoxConfig {
+                control: control.clone(),
                 cpus: 1,
                 memory_mib: ((args.memory + crate::topology::device_memory(&topology)) >> 20)
                     + hostbox::BOX_MEMORY_HEADROOM_MIB,
@@ -170,9 +182,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 // box that hangs itself (its boot takes well under a minute).
                 deadline: args.timeout.map(|t| t + BOX_GRACE),
             };
-            hostbox::run_in_box(&exe, &inner, &cfg)
+            let r = hostbox::run_in_box(&exe, &inner, &cfg);
+            for p in control.iter().chain(&args.control) {
+                let _ = std::fs::remove_file(p);
+            }
+            r
         }
-        HostKind::Kvm => run_kvm(&args, topology, kernel, &initrds),
+        HostKind::Kvm => {
+            let r = run_kvm(&args, topology, kernel, &initrds);
+            if let Some(p) = &args.control {
+                let _ = std::fs::remove_file(p);
+            }
+            r
+        }
     }
 }
 
@@ -197,6 +219,10 @@ fn inner_args(
     }
     if let Some(t) = &args.trace {
         v.extend(["--trace".into(), t.into()]);
+    }
+    if args.control.is_some() {
+        // The outer p2pvm serves the socket and relays to this port.
+        v.extend(["--control-tty".into(), hostbox::CONTROL_TTY.into()]);
     }
     if let Some(c) = &args.cmdline {
         v.extend(["--cmdline".into(), c.into()]);
@@ -277,6 +303,8 @@ fn run_kvm(
         topology,
         counters: args.counters.clone(),
         trace: args.trace.clone(),
+        control: args.control.clone(),
+        control_tty: args.control_tty.clone(),
         interactive,
         console_echo,
         timeout: args.timeout,

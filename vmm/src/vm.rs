@@ -46,6 +46,10 @@ pub struct VmConfig {
     pub counters: Option<PathBuf>,
     /// Where to write one JSON line per routed request, if anywhere.
     pub trace: Option<PathBuf>,
+    /// Serve the control socket here.
+    pub control: Option<PathBuf>,
+    /// Serve the control protocol on this serial device (in the box).
+    pub control_tty: Option<PathBuf>,
     /// Forward stdin to the console (interactive mode).
     pub interactive: bool,
     /// Echo the console to this stream (stdout when interactive).
@@ -178,6 +182,15 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         .map(|path| counters::CountersFile::start(path, &built));
     if let Some(path) = &cfg.trace {
         crate::trace::start(&built.fabric, path)?;
+    }
+    if cfg.control.is_some() || cfg.control_tty.is_some() {
+        let control = crate::control::Control::new(built.fabric.clone(), built.nodes.clone());
+        if let Some(path) = &cfg.control {
+            crate::control::serve_unix(path, control.clone())?;
+        }
+        if let Some(tty) = &cfg.control_tty {
+            crate::control::serve_tty(tty, control)?;
+        }
     }
     let io = Arc::new(io);
 

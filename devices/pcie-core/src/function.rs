@@ -145,6 +145,14 @@ pub trait PciFunction: Send {
     fn acs_fault(&self) -> Option<AcsFault> {
         None
     }
+
+    /// Injects an ACS fault at run time (see [`AcsFault`]): `stuck_on`
+    /// bits applied whatever Control says, and the capability hidden from
+    /// software. The caller refreshes the fabric's routing snapshot.
+    /// Functions without ACS refuse, as by default.
+    fn inject_acs_fault(&mut self, _stuck_on: crate::AcsBits, _hidden: bool) -> Result<(), String> {
+        Err("it has no ACS capability".into())
+    }
 }
 
 /// How a port's ACS behaviour departs from its registers.

@@ -260,6 +260,15 @@ impl PciFunction for PciBridge {
         self.fault_view()
     }
 
+    fn inject_acs_fault(
+        &mut self,
+        stuck_on: pcie_core::AcsBits,
+        hidden: bool,
+    ) -> Result<(), String> {
+        self.set_acs_fault(stuck_on, hidden)
+            .map_err(|e| e.to_string())
+    }
+
     fn config_read(&self, offset: u16, data: &mut [u8]) {
         self.space.read(offset, data)
     }

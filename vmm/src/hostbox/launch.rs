@@ -199,6 +199,14 @@ pub(crate) fn qemu_args(
         console.into(),
     ]);
     args.extend(words(ports));
+    if let Some(sock) = &cfg.control {
+        args.extend([
+            "-chardev".into(),
+            format!("socket,id=ctl,path={},server=on,wait=off", sock.display()).into(),
+            "-serial".into(),
+            "chardev:ctl".into(),
+        ]);
+    }
     args.extend(words(&share));
     Ok(args)
 }
@@ -379,6 +387,7 @@ mod tests {
             initrd: PathBuf::from("/c/box/k/initrd.gz"),
         };
         let cfg = BoxConfig {
+            control: None,
             cpus: 2,
             memory_mib: 3072,
             interactive: false,

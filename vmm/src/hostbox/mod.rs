@@ -125,7 +125,13 @@ pub struct BoxConfig {
     pub interactive: bool,
     /// Kill the box when it is still running after this long.
     pub deadline: Option<std::time::Duration>,
+    /// Offer the box's fourth serial port ([`CONTROL_TTY`]) as a UNIX
+    /// socket QEMU serves here (the control relay connects to it).
+    pub control: Option<std::path::PathBuf>,
 }
+
+/// The serial port inside the box that carries the control protocol.
+pub const CONTROL_TTY: &str = "/dev/ttyS3";
 
 /// Runs `program args…` inside the box, chrooted into the host's own root file
 /// system shared over 9p, in the same current directory, and returns its exit
@@ -478,12 +484,14 @@ mod tests {
             marker.display()
         );
         let cfg = BoxConfig {
+            control: None,
             cpus: 2,
             memory_mib: 512,
             interactive: false,
             deadline: Some(std::time::Duration::from_secs(300)),
         };
         let tiny = BoxConfig {
+            control: None,
             memory_mib: 64,
             ..cfg.clone()
         };
