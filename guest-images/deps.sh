@@ -18,6 +18,8 @@ pkgs=(
   qemu-system-x86 busybox-static
   # guest tools for the initramfs
   pciutils nvme-cli fio ibverbs-utils ibverbs-providers perftest rdmacm-utils
+  # the tests: SVG to PNG (p2pvm topology --svg), the JUnit schema check
+  librsvg2-bin libxml2-utils
 )
 # scan: sets missing (packages not installed) and lists (1 when apt has its
 # package lists; the guest kernel's source and the box's kernel are fetched

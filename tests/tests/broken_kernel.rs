@@ -85,6 +85,7 @@ fn a_kernel_that_ignores_acs_redirect_fails_the_acs_redirect_scenario() {
         "--keep-going",
         "--junit",
         junit.to_str().unwrap(),
+        &format!("--tap={}", junit.with_extension("tap").display()),
     ]);
     eprintln!("--- stdout ---\n{}\n--- stderr ---\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, 1, "the suite must fail");
@@ -117,5 +118,9 @@ fn a_kernel_that_ignores_acs_redirect_fails_the_acs_redirect_scenario() {
     );
     let x = std::fs::read_to_string(&junit).unwrap();
     assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{x}");
+    common::valid_junit(&junit);
+    // TAP that prove reads, and fails.
+    common::prove(&junit.with_extension("tap"), false);
     let _ = std::fs::remove_file(&junit);
+    let _ = std::fs::remove_file(junit.with_extension("tap"));
 }

@@ -34,6 +34,7 @@ fn scenario(name: &str, client: &str, want: Want) {
     let dir = std::env::temp_dir().join(format!("p2pvm-suite-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let junit = dir.with_extension("xml");
+    let tap = dir.with_extension("tap");
     let r = p2pvm(&[
         "test",
         "--filter",
@@ -42,6 +43,7 @@ fn scenario(name: &str, client: &str, want: Want) {
         dir.to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
+        &format!("--tap={}", tap.display()),
     ]);
     eprintln!("--- stdout ---\n{}\n--- stderr ---\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, 0, "p2pvm test --filter {name} failed");
@@ -61,6 +63,8 @@ fn scenario(name: &str, client: &str, want: Want) {
         x.contains("tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\""),
         "{x}"
     );
+    common::valid_junit(&junit);
+    common::prove(&tap, true);
 
     // The kernel's column, from the guest's own output.
     let out = std::fs::read_to_string(dir.join(name).join("output.txt")).unwrap();
@@ -104,8 +108,12 @@ fn scenario(name: &str, client: &str, want: Want) {
     }
     let refused = json.contains("\"at_root_complex\": 0,");
     assert_eq!(!refused, want.refused_at_rc, "{json}");
+    // The picture: red where requests were refused, nowhere else.
+    let red = common::red_pixels(&dir.join(name).join("fabric.svg"));
+    assert_eq!(red > 0, want.refused_at_rc, "{red} red pixels");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&junit);
+    let _ = std::fs::remove_file(&tap);
 }
 
 #[test]

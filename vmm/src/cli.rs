@@ -114,6 +114,14 @@ pub struct TopologyArgs {
     /// Guest memory (it places the 64-bit aperture).
     #[arg(long, default_value = "512M", value_parser = parse_size)]
     pub memory: u64,
+    /// A `--counters` file of a run on this topology: its traffic goes
+    /// into the picture.
+    #[arg(long, requires = "svg")]
+    pub counters: Option<PathBuf>,
+    /// Draw the tree as SVG here: line width follows the bytes over each
+    /// link, refused traffic is red.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 /// `p2pvm host-run`.

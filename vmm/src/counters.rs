@@ -38,12 +38,13 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
             .map(|(k, v)| format!(", \"{k}\": {v}"))
             .collect();
         out += &format!(
-            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}{stats}}}{}\n",
+            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}, \"refused_bytes\": {}{stats}}}{}\n",
             name.replace('\\', "\\\\").replace('"', "\\\""),
             c.up_bytes,
             c.up_tlps,
             c.down_bytes,
             c.down_tlps,
+            fabric.refused_bytes(*id),
             if i + 1 == nodes.len() { "" } else { "," }
         );
     }

@@ -263,7 +263,35 @@ pub fn topology(args: TopologyArgs) -> Result<i32> {
         .map(|(_, id)| *id)
         .filter(|id| built.fabric.parent(*id).is_none())
         .collect();
-    print!("{}", crate::topology::render(&built.fabric, &roots));
+    let Some(svg) = &args.svg else {
+        print!("{}", crate::topology::render(&built.fabric, &roots));
+        return Ok(0);
+    };
+    let counters = match &args.counters {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            Some(
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                    Error::Usage(format!("{}: not a --counters file: {e}", p.display()))
+                })?,
+            )
+        }
+    };
+    let title = match (&args.file, &args.counters) {
+        (f, Some(c)) => format!(
+            "{} with {}",
+            f.as_ref()
+                .map_or("default topology".into(), |f| f.display().to_string()),
+            c.display()
+        ),
+        (f, None) => f
+            .as_ref()
+            .map_or("default topology".into(), |f| f.display().to_string()),
+    };
+    let picture = crate::topology::svg::render(&built.fabric, &roots, counters.as_ref(), &title);
+    std::fs::write(svg, picture).map_err(|e| Error::io(format!("writing {}", svg.display()), e))?;
     Ok(0)
 }
 

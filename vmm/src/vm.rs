@@ -245,9 +245,8 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     for t in device_threads {
         let _ = t.join();
     }
-    if cfg.trace.is_some() {
-        crate::trace::stop(&built.fabric);
-    }
+    // Flushes a trace started by --trace or through the control socket.
+    crate::trace::stop(&built.fabric);
     if let Some(c) = counters {
         c.finish();
     }

@@ -112,6 +112,17 @@ fn p2p_below_a_switch_never_crosses_the_root_port() {
         ),
         (1, 1, 64)
     );
+    // Its bytes show on the links it crossed, none past the refusal.
+    for (n, b) in [
+        ("ep1", 64),
+        ("dsp1", 64),
+        ("usp", 64),
+        ("rp1", 64),
+        ("dsp2", 0),
+        ("ep2", 0),
+    ] {
+        assert_eq!(t.fabric.refused_bytes(t.id(n)), b, "{n}");
+    }
     // A request refused below the root complex is not counted there.
     t.set_acs("dsp1", AcsBits::SV | AcsBits::EC);
     let mut req = t.req("ep1", ep2, 4, true);

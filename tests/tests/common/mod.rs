@@ -124,3 +124,56 @@ pub fn link_bytes(json: &str, name: &str) -> (u64, u64) {
         counter(json, name, "down_bytes"),
     )
 }
+
+/// Fails unless `file` validates against the JUnit schema CI systems read
+/// (`tests/fixtures/junit.xsd`, with xmllint).
+pub fn valid_junit(file: &std::path::Path) {
+    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/junit.xsd");
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema", xsd])
+        .arg(file)
+        .output()
+        .expect("xmllint (libxml2-utils, installed by guest-images/deps.sh)");
+    assert!(
+        out.status.success(),
+        "{} does not validate:\n{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `prove` on a TAP file: it must parse, and pass or fail as `pass`.
+pub fn prove(file: &std::path::Path, pass: bool) {
+    let out = Command::new("prove")
+        .args(["-e", "cat"])
+        .arg(file)
+        .output()
+        .expect("prove (perl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.success(), pass, "prove:\n{text}");
+    assert!(!text.contains("Parse errors"), "{text}");
+}
+
+/// Renders an SVG to PNG (rsvg-convert) and counts its red pixels.
+pub fn red_pixels(svg: &std::path::Path) -> usize {
+    let png_path = svg.with_extension("png");
+    let st = Command::new("rsvg-convert")
+        .arg(svg)
+        .arg("-o")
+        .arg(&png_path)
+        .status()
+        .expect("rsvg-convert (librsvg2-bin, installed by guest-images/deps.sh)");
+    assert!(st.success(), "rsvg-convert {}", svg.display());
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    assert!(px >= 3, "{:?}", info.color_type);
+    buf[..info.buffer_size()]
+        .chunks(px)
+        .filter(|p| p[0] > 180 && p[1] < 90 && p[2] < 90)
+        .count()
+}

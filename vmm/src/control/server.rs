@@ -139,7 +139,7 @@ pub fn serve_unix(path: &Path, control: Arc<Control>) -> Result<()> {
 /// its greeting.
 pub fn relay(path: &Path, upstream: PathBuf) -> Result<()> {
     let listener = bind(path)?;
-    let up: Arc<Mutex<Option<(BufReader<UnixStream>, UnixStream)>>> = Arc::new(Mutex::new(None));
+    let up: Arc<Upstream> = Arc::new(Mutex::new(None));
     let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     {
         let (up, ready) = (up.clone(), ready.clone());

@@ -1,1 +1,216 @@
+//! The control protocol without a VM: the default topology's fabric,
+//! built and enumerated, driven through the real socket.
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use super::*;
+
+fn control() -> Arc<Control> {
+    let t = crate::topology::Topology::load(None).unwrap();
+    let built = crate::run::dry_build(&t, 512 << 20).unwrap();
+    Control::new(built.fabric.clone(), built.nodes.clone())
+}
+
+fn reply(c: &Control, line: &str) -> Value {
+    serde_json::from_str(&c.handle(line)).unwrap()
+}
+
+#[test]
+fn commands_reply_return_or_a_typed_error() {
+    let c = control();
+    let r = reply(&c, r#"{"execute": "query-topology", "id": 7}"#);
+    assert_eq!(r["id"], 7);
+    let names: Vec<&str> = r["return"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "host-bridge",
+            "rp1",
+            "rp2",
+            "sw1",
+            "sw1-dp0",
+            "sw1-dp1",
+            "sw1-dp2",
+            "nvme0",
+            "nvme1"
+        ]
+    );
+    let r = reply(&c, r#"{"execute": "query-counters"}"#);
+    assert_eq!(r["return"]["links"].as_array().unwrap().len(), 9);
+    assert_eq!(r["return"]["refused"]["at_root_complex"], 0);
+    for (line, class) in [
+        ("{not json", "InvalidJson"),
+        (r#"{"execute": "format-disk"}"#, "CommandNotFound"),
+        (r#"{"command": "query-counters"}"#, "GenericError"),
+        (
+            r#"{"execute": "set-acs-fault", "arguments": []}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "set-acs-fault", "arguments": {"port": "nope"}}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "set-acs-fault", "arguments": {"port": "sw1", "stuck_on": ["RR"]}}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "set-acs-fault", "arguments": {"port": "sw1-dp1", "stuck_on": ["XX"]}}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "set-rc-policy", "arguments": {"p2p": "maybe"}}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "inject-error", "arguments": {"node": "nvme0", "severity": "mild"}}"#,
+            "GenericError",
+        ),
+        (r#"{"execute": "trace-start"}"#, "GenericError"),
+    ] {
+        let r = reply(&c, line);
+        assert_eq!(r["error"]["class"], class, "{line}: {r}");
+        assert!(r["error"]["desc"].as_str().unwrap().len() > 5, "{r}");
+    }
+}
+
+#[test]
+fn acs_faults_and_the_rc_policy_change_routing_at_run_time() {
+    let c = control();
+    let f = &c.fabric;
+    let dp1 = c.nodes.iter().find(|(n, _)| n == "sw1-dp1").unwrap().1;
+    assert!(
+        f.acs(dp1).is_some_and(|a| a.is_empty()),
+        "healthy: no control bits"
+    );
+    let r = reply(
+        &c,
+        r#"{"execute": "set-acs-fault", "arguments": {"port": "sw1-dp1", "stuck_on": ["RR"], "hidden": true}}"#,
+    );
+    assert_eq!(r["return"], json!({}), "{r}");
+    // Hidden from config space: the guest finds no ACS capability.
+    let found = f.with_function(dp1, |func| {
+        let r32 = |off: u16| pcie_core::config_read_u32(func, off);
+        pcie_core::ext_capabilities(r32).any(|c| c.id == pcie_core::ext_cap_id::ACS)
+    });
+    assert!(!found);
+    let r = reply(
+        &c,
+        r#"{"execute": "clear-acs-fault", "arguments": {"port": "sw1-dp1"}}"#,
+    );
+    assert_eq!(r["return"], json!({}), "{r}");
+    let found = f.with_function(dp1, |func| {
+        let r32 = |off: u16| pcie_core::config_read_u32(func, off);
+        pcie_core::ext_capabilities(r32).any(|c| c.id == pcie_core::ext_cap_id::ACS)
+    });
+    assert!(found);
+    reply(
+        &c,
+        r#"{"execute": "set-rc-policy", "arguments": {"p2p": "unsupported-request"}}"#,
+    );
+    assert_eq!(f.rc_policy(), RcP2pPolicy::UnsupportedRequest);
+    reply(
+        &c,
+        r#"{"execute": "set-rc-policy", "arguments": {"p2p": "forward"}}"#,
+    );
+    assert_eq!(f.rc_policy(), RcP2pPolicy::Forward);
+}
+
+fn connect(path: &std::path::Path) -> (BufReader<UnixStream>, UnixStream) {
+    let s = UnixStream::connect(path).unwrap();
+    let w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("{\"p2pvm\":"), "{greeting}");
+    (r, w)
+}
+
+fn ask(r: &mut BufReader<UnixStream>, w: &mut UnixStream, line: &[u8]) -> Value {
+    w.write_all(line).unwrap();
+    let mut s = String::new();
+    r.read_line(&mut s).unwrap();
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[test]
+fn the_socket_survives_huge_lines_disconnects_and_serves_clients_at_once() {
+    let dir = std::env::temp_dir().join(format!("p2pvm-ctl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.sock");
+    serve_unix(&path, control()).unwrap();
+    let (mut r1, mut w1) = connect(&path);
+    let (mut r2, mut w2) = connect(&path);
+    // A line past the limit: an error, and the next line still works.
+    let mut huge = vec![b'x'; MAX_LINE + 10];
+    huge.push(b'\n');
+    assert_eq!(
+        ask(&mut r1, &mut w1, &huge)["error"]["class"],
+        "LineTooLong"
+    );
+    assert!(ask(&mut r1, &mut w1, b"{\"execute\":\"query-commands\"}\n")["return"].is_array());
+    // Not UTF-8, empty lines skipped.
+    assert_eq!(
+        ask(&mut r2, &mut w2, b"\n\xff\xfe\n")["error"]["class"],
+        "InvalidJson"
+    );
+    // A client that disconnects mid-command gets nothing and harms nothing.
+    {
+        let (_r3, mut w3) = connect(&path);
+        w3.write_all(b"{\"execute\": \"reset-coun").unwrap();
+    }
+    // Both others still work, interleaved.
+    for _ in 0..3 {
+        assert!(
+            ask(&mut r1, &mut w1, b"{\"execute\":\"query-counters\"}\n")["return"]["links"]
+                .is_array()
+        );
+        assert_eq!(
+            ask(
+                &mut r2,
+                &mut w2,
+                b"{\"execute\":\"reset-counters\",\"id\":\"a\"}\n"
+            )["id"],
+            "a"
+        );
+    }
+    // A stale socket file is replaced; a regular file is not.
+    drop((r1, w1, r2, w2));
+    let plain = dir.join("plain");
+    std::fs::write(&plain, b"x").unwrap();
+    let e = serve_unix(&plain, control()).unwrap_err().to_string();
+    assert!(e.contains("is not a socket"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_line_caps_and_ends() {
+    let mut r = BufReader::with_capacity(16, &b"short\nand a partial"[..]);
+    assert_eq!(read_line(&mut r).unwrap(), Line::Text(b"short".to_vec()));
+    assert_eq!(read_line(&mut r).unwrap(), Line::End);
+    let mut long = vec![b'y'; MAX_LINE + 1];
+    long.extend_from_slice(b"\nok\n");
+    let mut r = BufReader::with_capacity(100, &long[..]);
+    assert_eq!(read_line(&mut r).unwrap(), Line::TooLong);
+    assert_eq!(read_line(&mut r).unwrap(), Line::Text(b"ok".to_vec()));
+}
+
+#[test]
+fn ctl_arguments_take_json_or_strings() {
+    let m = parse_args(&[
+        "port=sw1-dp1".into(),
+        "stuck_on=[\"RR\"]".into(),
+        "hidden=true".into(),
+    ])
+    .unwrap();
+    assert_eq!(m["port"], "sw1-dp1");
+    assert_eq!(m["stuck_on"], json!(["RR"]));
+    assert_eq!(m["hidden"], true);
+    assert!(parse_args(&["nokey".into()]).is_err());
+}

@@ -238,6 +238,20 @@ fn attempt(plan: &Plan, s: &Scenario, dir: &Path) -> Result<(Outcome, String)> {
             ev,
         ));
     }
+    // The picture of what crossed each link, for the report's reader.
+    let roots: Vec<_> = built
+        .nodes
+        .iter()
+        .map(|(_, id)| *id)
+        .filter(|id| built.fabric.parent(*id).is_none())
+        .collect();
+    let svg = crate::topology::svg::render(
+        &built.fabric,
+        &roots,
+        doc.as_ref(),
+        &format!("p2pvm test: {}", s.name),
+    );
+    let _ = std::fs::write(dir.join("fabric.svg"), svg);
     let image = std::fs::read(dir.join(format!("{}.img", s.setup.client.name()))).ok();
     let j = check::judge(
         s,

@@ -244,7 +244,7 @@ fn run_all(plan: &Plan, scenarios: &[Scenario], jobs: usize, keep_going: bool) -
                 if tty {
                     eprint!("\r\x1b[Krunning: {}", now.join(", "));
                     let _ = std::io::stderr().flush();
-                } else if tick % 30 == 0 {
+                } else if tick.is_multiple_of(30) {
                     eprintln!("running: {}", now.join(", "));
                 }
             }

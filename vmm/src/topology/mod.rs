@@ -38,6 +38,7 @@
 
 mod nvme;
 mod print;
+pub mod svg;
 mod validate;
 
 use std::path::Path;

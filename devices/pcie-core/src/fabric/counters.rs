@@ -79,6 +79,11 @@ impl Fabric {
             DmaError::IommuFault => 4,
         };
         self.refusals[kind].fetch_add(1, Ordering::Relaxed);
+        for h in hops {
+            snap.node(h.node)
+                .refused_bytes
+                .fetch_add(req.len, Ordering::Relaxed);
+        }
         // It reached the root complex when its last crossing was up a
         // link of the root bus.
         let at_rc = hops
@@ -88,6 +93,15 @@ impl Fabric {
             self.refusals[5].fetch_add(1, Ordering::Relaxed);
             self.refusals[6].fetch_add(req.len, Ordering::Relaxed);
         }
+    }
+
+    /// Payload bytes of refused requests that crossed the link above `id`
+    /// before they were refused.
+    pub fn refused_bytes(&self, id: NodeId) -> u64 {
+        self.snapshot()
+            .node(id)
+            .refused_bytes
+            .load(Ordering::Relaxed)
     }
 
     /// Requests refused since the start (or the last
@@ -135,6 +149,9 @@ impl Fabric {
         }
         for c in &self.refusals {
             c.store(0, Ordering::Relaxed);
+        }
+        for node in &self.snapshot().topo.nodes {
+            node.refused_bytes.store(0, Ordering::Relaxed);
         }
         for cache in caches.iter().filter_map(Weak::upgrade) {
             cache.lock().pending = Default::default();

@@ -30,6 +30,9 @@ pub(crate) struct Node {
     pub(crate) doorbells: Vec<Doorbell>,
     /// Up bytes, up TLPs, down bytes, down TLPs of the link above.
     pub(crate) counters: [AtomicU64; 4],
+    /// Payload bytes of refused requests that crossed the link above
+    /// before they were refused.
+    pub(crate) refused_bytes: AtomicU64,
     /// The Interrupt Pin the function declares (read once, it is fixed).
     pub(crate) intx_pin: InterruptPin,
     /// The function asks for its INTx: its Status.Interrupt Status.
@@ -77,6 +80,7 @@ impl Node {
             depth,
             cell: Mutex::new(f),
             counters: Default::default(),
+            refused_bytes: Default::default(),
         }
     }
 
