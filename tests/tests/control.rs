@@ -74,7 +74,8 @@ echo '=== dmesg ==='; dmesg"#;
         let r = ask(&mut a, b"{\"execute\":\"query-counters\"}\n");
         let links = r["return"]["links"].as_array().unwrap().clone();
         let n1 = links.iter().find(|l| l["name"] == "nvme1").unwrap();
-        if n1["up_bytes"].as_u64().unwrap() > 1 << 20 {
+        // dd wrote 2 MiB: the controller read it from RAM, down its link.
+        if n1["down_bytes"].as_u64().unwrap() > 1 << 20 {
             break;
         }
         assert!(Instant::now() < deadline, "the guest never wrote to nvme1");

@@ -262,3 +262,43 @@ fn an_rc_that_refuses_p2p_fails_the_io_with_a_data_transfer_error() {
         },
     );
 }
+
+#[test]
+fn a_completer_abort_on_the_providers_port_reaches_aer_and_fails_the_io() {
+    scenario(
+        "aer-completer-abort",
+        "nvme1",
+        Want {
+            copy_ok: false,
+            dmesg: &[
+                "pcieport 0000:00:01.0: AER: Uncorrectable (Non-Fatal) error message received from 0000:02:00.0",
+                "[15] CmpltAbrt",
+                "(sct 0x0 / sc 0x4)",
+            ],
+            not_dmesg: &[REFUSAL],
+            carry: &[],
+            quiet: &["nvme0", "sw1", "rp1"],
+            refused_at_rc: false,
+        },
+    );
+}
+
+#[test]
+fn poisoned_p2p_data_reaches_aer_and_fails_the_io() {
+    scenario(
+        "aer-poisoned",
+        "nvme1",
+        Want {
+            copy_ok: false,
+            dmesg: &[
+                "pcieport 0000:00:01.0: AER: Uncorrectable (Non-Fatal) error message received from 0000:02:00.0",
+                "[12] TLP",
+                "(sct 0x0 / sc 0x4)",
+            ],
+            not_dmesg: &[REFUSAL],
+            carry: &[],
+            quiet: &["nvme0", "sw1", "rp1"],
+            refused_at_rc: false,
+        },
+    );
+}

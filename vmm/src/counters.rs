@@ -50,12 +50,13 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
     }
     let r = fabric.refused();
     out += &format!(
-        "],\n\"refused\": {{\"bus_master_disabled\": {}, \"unsupported_request\": {}, \"completer_abort\": {}, \"acs_violation\": {}, \"iommu_fault\": {}, \"at_root_complex\": {}, \"at_root_complex_bytes\": {}}}}}\n",
+        "],\n\"refused\": {{\"bus_master_disabled\": {}, \"unsupported_request\": {}, \"completer_abort\": {}, \"acs_violation\": {}, \"iommu_fault\": {}, \"poisoned\": {}, \"at_root_complex\": {}, \"at_root_complex_bytes\": {}}}}}\n",
         r.bus_master_disabled,
         r.unsupported_request,
         r.completer_abort,
         r.acs_violation,
         r.iommu_fault,
+        r.poisoned,
         r.at_root_complex,
         r.at_root_complex_bytes
     );

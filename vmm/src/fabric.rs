@@ -277,6 +277,14 @@ pub fn build(
         },
     )
     .map_err(|x| terr(x.to_string()))?;
+    for f in &topo.fault {
+        let node = nodes
+            .iter()
+            .find(|(n, _)| n == f.node.get_ref())
+            .map(|(_, id)| *id)
+            .ok_or_else(|| terr(format!("fault: no node '{}'", f.node.get_ref())))?;
+        fabric.inject_fault(f.injected(node));
+    }
     Ok(VmFabric {
         fabric,
         nodes,

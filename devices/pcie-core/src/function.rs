@@ -146,6 +146,15 @@ pub trait PciFunction: Send {
         None
     }
 
+    /// Logs an uncorrectable error in the function's AER capability:
+    /// sets `status_bit` in Uncorrectable Error Status (and the First
+    /// Error Pointer when no error is logged yet). False when the
+    /// function has no AER capability or the error is masked: then it
+    /// sends no error message.
+    fn record_uncorrectable(&mut self, _status_bit: u32) -> bool {
+        false
+    }
+
     /// Injects an ACS fault at run time (see [`AcsFault`]): `stuck_on`
     /// bits applied whatever Control says, and the capability hidden from
     /// software. The caller refreshes the fabric's routing snapshot.

@@ -53,9 +53,9 @@ pub use decode::{cf8_decode, ecam_decode, CF8_ENABLE, ECAM_SIZE};
 pub use error::Error;
 pub use fabric::{
     AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaMap,
-    DmaRequest, Fabric, GuestRam, Hop, Hops, InterruptSink, Iommu, LinkCounters, NodeId, NodeKind,
-    RcP2pPolicy, RefusedCounters, Route, Target, TraceRecord, TraceSink, Window, MAX_DEPTH,
-    MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
+    DmaRequest, Fabric, GuestRam, Hop, Hops, InjectedFault, InterruptSink, Iommu, LinkCounters,
+    NodeId, NodeKind, RcP2pPolicy, RefusedCounters, Route, Target, TlpFault, TraceRecord,
+    TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{
     enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,

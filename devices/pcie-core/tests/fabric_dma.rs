@@ -291,3 +291,45 @@ fn add_with_hands_out_the_id_before_building() {
     assert_eq!(failed, Err(Error::TooDeep(0)));
     assert_eq!(fabric.nodes().len(), 2);
 }
+
+#[test]
+fn injected_faults_abort_or_poison_what_crosses_their_node() {
+    use pcie_core::{InjectedFault, TlpFault};
+    let t = standard(RcP2pPolicy::Forward);
+    let ram = VecRam::new(RAM_SIZE as usize);
+    let dma = handle(&t, "ep1", &ram);
+    let ep2 = t.bar("ep2", 0);
+    t.fabric.inject_fault(InjectedFault {
+        node: t.id("dsp2"),
+        fault: TlpFault::CompleterAbort,
+        p2p_only: true,
+        remaining: Some(2),
+    });
+    // RAM traffic is not peer-to-peer: untouched.
+    dma.write(0x1000, &[1; 64]).unwrap();
+    // Two P2P requests through dsp2 are aborted, then it is spent.
+    assert_eq!(dma.write(ep2, &[2; 64]), Err(DmaError::CompleterAbort));
+    let mut b = [0; 8];
+    assert_eq!(dma.read(ep2, &mut b), Err(DmaError::CompleterAbort));
+    assert_eq!(t.ep("ep2").peek(0, 0, 1), [0], "nothing landed");
+    dma.write(ep2, &[3; 64]).unwrap();
+    assert_eq!(t.ep("ep2").peek(0, 0, 1), [3]);
+    assert_eq!(t.fabric.refused().completer_abort, 2);
+    assert_eq!(t.fabric.faults()[0].remaining, Some(0));
+    // Poisoned, every request, RAM included, only where it crosses ep1's link.
+    t.fabric.clear_faults();
+    t.fabric.inject_fault(InjectedFault {
+        node: t.id("ep1"),
+        fault: TlpFault::Poisoned,
+        p2p_only: false,
+        remaining: None,
+    });
+    assert_eq!(dma.write(0x2000, &[4; 16]), Err(DmaError::Poisoned));
+    assert_eq!(ram.0.lock().unwrap()[0x2000], 0);
+    let other = handle(&t, "ep4", &ram);
+    other.write(0x2000, &[5; 16]).unwrap();
+    assert_eq!(t.fabric.refused().poisoned, 1);
+    t.fabric.clear_faults();
+    dma.write(0x2000, &[6; 16]).unwrap();
+    assert_eq!(ram.0.lock().unwrap()[0x2000], 6);
+}

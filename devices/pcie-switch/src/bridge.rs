@@ -260,6 +260,10 @@ impl PciFunction for PciBridge {
         self.fault_view()
     }
 
+    fn record_uncorrectable(&mut self, status_bit: u32) -> bool {
+        self.log_uncorrectable(status_bit)
+    }
+
     fn inject_acs_fault(
         &mut self,
         stuck_on: pcie_core::AcsBits,

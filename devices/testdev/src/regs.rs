@@ -150,6 +150,7 @@ impl From<DmaError> for DmaStatus {
             DmaError::CompleterAbort => DmaStatus::CompleterAbort,
             DmaError::AcsViolation { .. } => DmaStatus::AcsViolation,
             DmaError::IommuFault => DmaStatus::IommuFault,
+            DmaError::Poisoned => DmaStatus::CompleterAbort,
         }
     }
 }

@@ -34,6 +34,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("clear-acs-fault", "heal \"port\""),
     ("set-rc-policy", "root complex P2P: \"p2p\" = \"forward\" | \"unsupported-request\""),
     ("inject-error", "an error message from \"node\" to its root port: \"severity\" = \"correctable\" | \"nonfatal\" | \"fatal\""),
+    ("inject-tlp-fault", "requests crossing \"node\" get \"tlp\" = \"completer-abort\" | \"poisoned\"; \"p2p_only\" (default true), \"count\" (default all); logged in the node's AER"),
+    ("clear-tlp-faults", "disarm every TLP fault"),
 ];
 
 /// What the commands act on.
@@ -219,6 +221,36 @@ impl Control {
                 };
                 f.report_error(id, severity)
                     .map_err(|e| generic(format!("the message was not delivered: {e}")))?;
+                Ok(json!({}))
+            }
+            "inject-tlp-fault" => {
+                let node = self.node(args, "node")?;
+                let tlp: crate::topology::TlpFaultKind =
+                    serde_json::from_value(args.get("tlp").cloned().unwrap_or(Value::Null))
+                        .map_err(|_| generic("\"tlp\": completer-abort or poisoned"))?;
+                let p2p_only = match args.get("p2p_only") {
+                    None => true,
+                    Some(v) => v
+                        .as_bool()
+                        .ok_or_else(|| generic("\"p2p_only\" must be true or false"))?,
+                };
+                let remaining = match args.get("count") {
+                    None => None,
+                    Some(v) => Some(
+                        v.as_u64()
+                            .ok_or_else(|| generic("\"count\" must be a number"))?,
+                    ),
+                };
+                f.inject_fault(pcie_core::InjectedFault {
+                    node,
+                    fault: tlp.fault(),
+                    p2p_only,
+                    remaining,
+                });
+                Ok(json!({}))
+            }
+            "clear-tlp-faults" => {
+                f.clear_faults();
                 Ok(json!({}))
             }
             other => Err(Failure {

@@ -73,6 +73,14 @@ fn commands_reply_return_or_a_typed_error() {
             "GenericError",
         ),
         (r#"{"execute": "trace-start"}"#, "GenericError"),
+        (
+            r#"{"execute": "inject-tlp-fault", "arguments": {"node": "sw1-dp0", "tlp": "gremlins"}}"#,
+            "GenericError",
+        ),
+        (
+            r#"{"execute": "inject-tlp-fault", "arguments": {"node": "sw1-dp0", "tlp": "poisoned", "count": -1}}"#,
+            "GenericError",
+        ),
     ] {
         let r = reply(&c, line);
         assert_eq!(r["error"]["class"], class, "{line}: {r}");
@@ -120,6 +128,23 @@ fn acs_faults_and_the_rc_policy_change_routing_at_run_time() {
         r#"{"execute": "set-rc-policy", "arguments": {"p2p": "forward"}}"#,
     );
     assert_eq!(f.rc_policy(), RcP2pPolicy::Forward);
+    let r = reply(
+        &c,
+        r#"{"execute": "inject-tlp-fault", "arguments": {"node": "sw1-dp0", "tlp": "completer-abort", "count": 3}}"#,
+    );
+    assert_eq!(r["return"], json!({}), "{r}");
+    let dp0 = c.nodes.iter().find(|(n, _)| n == "sw1-dp0").unwrap().1;
+    assert_eq!(
+        f.faults(),
+        [pcie_core::InjectedFault {
+            node: dp0,
+            fault: pcie_core::TlpFault::CompleterAbort,
+            p2p_only: true,
+            remaining: Some(3)
+        }]
+    );
+    reply(&c, r#"{"execute": "clear-tlp-faults"}"#);
+    assert!(f.faults().is_empty());
 }
 
 fn connect(path: &std::path::Path) -> (BufReader<UnixStream>, UnixStream) {

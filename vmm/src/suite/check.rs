@@ -254,6 +254,20 @@ fn kernel(s: &Scenario, copy: &str, dmesg: &str, o: &Observed<'_>, j: &mut Judge
             format!("dmesg has \"{want}\" (seen: {seen})"),
         );
     }
+    let aer = section(o.out, "aer").unwrap_or_default();
+    for want in s.aer_has {
+        let want = resolve(want, o.bdf);
+        // `BDF KIND=N`, where the guest's BDF has its domain.
+        let seen = aer.lines().find(|l| l.starts_with(&format!("{want}=")));
+        j.check(
+            "kernel",
+            seen.is_some(),
+            format!(
+                "Linux's AER counted it: aer_dev_nonfatal has \"{want}\" ({})",
+                seen.unwrap_or("not there")
+            ),
+        );
+    }
 }
 
 fn data(s: &Scenario, o: &Observed<'_>, j: &mut Judgement) {
@@ -350,7 +364,12 @@ fn carries(c: &Value, name: &str) -> bool {
 fn fabric(s: &Scenario, c: &Value, j: &mut Judgement) {
     let client = s.setup.client.name();
     let at_rc = refused(c, "at_root_complex");
-    j.fabric_saw = if at_rc > 0 {
+    let (ca, poisoned) = (refused(c, "completer_abort"), refused(c, "poisoned"));
+    j.fabric_saw = if ca > 0 {
+        format!("aborted on the way ({ca} requests)")
+    } else if poisoned > 0 {
+        format!("poisoned on the way ({poisoned} requests)")
+    } else if at_rc > 0 {
         format!("refused at the root complex ({at_rc} requests)")
     } else if carries(c, "rp1") && carries(c, "rp2") {
         "through the root complex".into()
@@ -390,6 +409,15 @@ fn fabric(s: &Scenario, c: &Value, j: &mut Judgement) {
                 at_rc == 0,
                 format!("nothing refused at the root complex ({at_rc})"),
             );
+        }
+        FabricExpect::Faulted { counter } => {
+            let n = refused(c, counter);
+            j.check(
+                "fabric",
+                n > 0,
+                format!("requests refused as {counter}: {n} (want > 0)"),
+            );
+            link_check(j, c, "nvme0", false, "the provider");
         }
         FabricExpect::RefusedAtRootComplex => {
             j.check(

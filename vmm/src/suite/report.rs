@@ -25,6 +25,10 @@ pub fn fabric_want(f: FabricExpect) -> &'static str {
         FabricExpect::UpToRootComplexAndBack => "up to the root complex and back",
         FabricExpect::NoPayload => "nowhere",
         FabricExpect::RefusedAtRootComplex => "refused at the root complex",
+        FabricExpect::Faulted {
+            counter: "poisoned",
+        } => "poisoned on the way",
+        FabricExpect::Faulted { .. } => "aborted on the way",
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Setup {
     pub dp1_stuck_on: &'static [&'static str],
     /// sw1-dp1 has no ACS capability in config space.
     pub dp1_hidden: bool,
+    /// A TLP fault armed from power-on on peer-to-peer requests through a
+    /// node: `(node, "completer-abort" | "poisoned")`.
+    pub fault: Option<(&'static str, &'static str)>,
 }
 
 /// 8086:2020, on Linux's P2PDMA host bridge whitelist.
@@ -101,6 +104,7 @@ const BASE: Setup = Setup {
     dp1_control: &[],
     dp1_stuck_on: &[],
     dp1_hidden: false,
+    fault: None,
 };
 
 /// What the guest kernel should decide.
@@ -135,6 +139,12 @@ pub enum FabricExpect {
     NoPayload,
     /// Refused at the root complex (counted there), nothing at nvme0.
     RefusedAtRootComplex,
+    /// Refused by an injected fault on the way: the `refused` counter
+    /// named here counts them, nothing at nvme0.
+    Faulted {
+        /// `completer_abort` or `poisoned`.
+        counter: &'static str,
+    },
 }
 
 /// One scenario.
@@ -150,6 +160,10 @@ pub struct Scenario {
     pub cmdline: &'static str,
     /// Lines the guest's dmesg must have (`{bdf:NODE}` as above).
     pub dmesg_has: &'static [&'static str],
+    /// Entries the AER section must have: `BDF KIND` as the guest's
+    /// `aer_dev_nonfatal` counts them (any count above 0), `{bdf:NODE}`
+    /// as above.
+    pub aer_has: &'static [&'static str],
     /// The kernel's column.
     pub kernel: KernelExpect,
     /// The fabric's column.
@@ -167,6 +181,7 @@ pub fn all() -> Vec<Scenario> {
             title: "client and provider below one switch",
             setup: BASE,
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
@@ -180,6 +195,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
@@ -194,6 +210,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Refuses,
             fabric: FabricExpect::NoPayload,
@@ -209,6 +226,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
@@ -223,6 +241,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &["pci=disable_acs_redir={bdf:sw1-dp1}"],
             kernel: KernelExpect::Allows { redirect: true },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -237,6 +256,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "pci=disable_acs_redir={bdf:sw1-dp1}",
+            aer_has: &[],
             dmesg_has: &["{bdf:sw1-dp1}: Configured ACS to 0x0000"],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
@@ -251,6 +271,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -266,6 +287,7 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -280,9 +302,46 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             cmdline: "",
+            aer_has: &[],
             dmesg_has: &[],
             kernel: KernelExpect::FailsWithDataTransferError,
             fabric: FabricExpect::RefusedAtRootComplex,
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "aer-completer-abort",
+            title: "the provider's downstream port answers P2P with Completer Abort",
+            setup: Setup {
+                fault: Some(("sw1-dp0", "completer-abort")),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &["{bdf:sw1-dp0} CmpltAbrt"],
+            dmesg_has: &[
+                "AER: Uncorrectable (Non-Fatal) error message received from {bdf:sw1-dp0}",
+            ],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::Faulted {
+                counter: "completer_abort",
+            },
+            unseen_by_kernel: false,
+        },
+        Scenario {
+            name: "aer-poisoned",
+            title: "the provider's downstream port poisons P2P data",
+            setup: Setup {
+                fault: Some(("sw1-dp0", "poisoned")),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &["{bdf:sw1-dp0} TLP"],
+            dmesg_has: &[
+                "AER: Uncorrectable (Non-Fatal) error message received from {bdf:sw1-dp0}",
+            ],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::Faulted {
+                counter: "poisoned",
+            },
             unseen_by_kernel: false,
         },
     ]
@@ -337,6 +396,9 @@ impl Scenario {
             acs_list(s.dp1_stuck_on),
             s.dp1_hidden,
         );
+        if let Some((node, tlp)) = s.fault {
+            t += &format!("[[fault]]\nnode = \"{node}\"\ntlp = \"{tlp}\"\n\n");
+        }
         t += "[[endpoint]]\nname = \"nvme0\"\nparent = \"sw1-dp0\"\nkind = \"nvme\"\nserial = \"P2PVM-NVME0\"\n\
               cmb = { size = \"64M\" }\n[[endpoint.namespace]]\nsize = \"64M\"\n\n";
         for (name, parent, serial) in [
@@ -367,6 +429,8 @@ echo '=== copy ==='
 echo "provider=$p client=$c published=$(cat /sys/bus/pci/devices/$p/p2pmem/published 2>/dev/null)"
 p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst:#x} {chunk:#x} {count} 2>&1
 echo "rc=$?"
+echo '=== aer ==='
+for d in /sys/bus/pci/devices/*; do [ -r $d/aer_dev_nonfatal ] || continue; awk -v d=${{d##*/}} '$2 > 0 && $1 != "TOTAL_ERR_NONFATAL" {{ print d, $1 "=" $2 }}' $d/aer_dev_nonfatal; done
 echo '=== dmesg ==='
 dmesg
 "#,

@@ -19,6 +19,12 @@
 //! # fault injection: stuck_on = ["RR"] redirects while Control reads
 //! # clear; hidden = true drops the capability from config space
 //!
+//! [[fault]]                   # TLP faults, armed from power-on
+//! node = "sw1-dp0"
+//! tlp = "completer-abort"     # or "poisoned"
+//! p2p_only = true             # the default: RAM DMA passes
+//! count = 10                  # default: every request
+//!
 //! [[switch]]
 //! name = "sw1"
 //! parent = "rp1"
@@ -73,6 +79,58 @@ pub struct Topology {
     /// Endpoints, each below a root port or a downstream port.
     #[serde(default)]
     pub endpoint: Vec<Endpoint>,
+    /// Injected TLP faults, armed from power-on.
+    #[serde(default)]
+    pub fault: Vec<Fault>,
+}
+
+/// What an injected fault does: `tlp = "completer-abort" | "poisoned"`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlpFaultKind {
+    /// Completer Abort.
+    CompleterAbort,
+    /// Poisoned data (EP).
+    Poisoned,
+}
+
+impl TlpFaultKind {
+    /// As pcie-core names it.
+    pub fn fault(self) -> pcie_core::TlpFault {
+        match self {
+            TlpFaultKind::CompleterAbort => pcie_core::TlpFault::CompleterAbort,
+            TlpFaultKind::Poisoned => pcie_core::TlpFault::Poisoned,
+        }
+    }
+}
+
+/// `[[fault]]`: requests crossing `node`'s link are aborted or poisoned;
+/// the node logs it in its AER capability and reports ERR_NONFATAL.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// The port or function.
+    pub node: Spanned<String>,
+    /// What happens.
+    pub tlp: TlpFaultKind,
+    /// Only peer-to-peer requests (default), so boot-time DMA to RAM passes.
+    #[serde(default = "yes")]
+    pub p2p_only: bool,
+    /// How many requests it takes (default: all).
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+impl Fault {
+    /// The armed fault at `node`.
+    pub fn injected(&self, node: pcie_core::NodeId) -> pcie_core::InjectedFault {
+        pcie_core::InjectedFault {
+            node,
+            fault: self.tlp.fault(),
+            p2p_only: self.p2p_only,
+            remaining: self.count,
+        }
+    }
 }
 
 /// The root complex.

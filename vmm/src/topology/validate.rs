@@ -167,6 +167,17 @@ impl Topology {
     pub fn layout(&self) -> Result<Layout, Fail> {
         let mut b = Builder::default();
         check_cpu(&self.cpu)?;
+        for f in &self.fault {
+            let n = f.node.get_ref();
+            let known = self.root_port.iter().any(|p| p.name.get_ref() == n)
+                || self.switch.iter().any(|s| {
+                    s.name.get_ref() == n || s.downstream.iter().any(|d| d.name.get_ref() == n)
+                })
+                || self.endpoint.iter().any(|e| e.name.get_ref() == n);
+            if !known {
+                return fail(Some(f.node.span()), format!("fault: no node '{n}'"));
+            }
+        }
         if self.root_port.len() > 31 {
             return fail(
                 None,

@@ -53,6 +53,8 @@ pub struct RefusedCounters {
     pub acs_violation: u64,
     /// IOMMU faults.
     pub iommu_fault: u64,
+    /// Poisoned completions or data (injected faults).
+    pub poisoned: u64,
     /// Of all these, the requests refused at the root complex.
     pub at_root_complex: u64,
     /// The payload bytes those requests asked for.
@@ -60,7 +62,7 @@ pub struct RefusedCounters {
 }
 
 /// The atomics behind [`RefusedCounters`], in its field order.
-pub(crate) type Refusals = [std::sync::atomic::AtomicU64; 7];
+pub(crate) type Refusals = [std::sync::atomic::AtomicU64; 8];
 
 impl Fabric {
     /// Counts a refused request; `hops` are the links it crossed.
@@ -77,6 +79,7 @@ impl Fabric {
             DmaError::CompleterAbort => 2,
             DmaError::AcsViolation { .. } => 3,
             DmaError::IommuFault => 4,
+            DmaError::Poisoned => 7,
         };
         self.refusals[kind].fetch_add(1, Ordering::Relaxed);
         for h in hops {
@@ -89,7 +92,7 @@ impl Fabric {
         let at_rc = hops
             .last()
             .is_some_and(|h| h.dir == Dir::Up && snap.topo.roots.contains(&h.node));
-        if at_rc && kind != 2 {
+        if at_rc && kind != 2 && kind != 7 {
             self.refusals[5].fetch_add(1, Ordering::Relaxed);
             self.refusals[6].fetch_add(req.len, Ordering::Relaxed);
         }
@@ -114,6 +117,7 @@ impl Fabric {
             completer_abort: g(2),
             acs_violation: g(3),
             iommu_fault: g(4),
+            poisoned: g(7),
             at_root_complex: g(5),
             at_root_complex_bytes: g(6),
         }

@@ -44,6 +44,8 @@ pub enum DmaError {
     },
     /// The IOMMU has no translation for it.
     IommuFault,
+    /// The completion (or the written data) came poisoned (EP set).
+    Poisoned,
 }
 
 impl fmt::Display for DmaError {
@@ -61,6 +63,7 @@ impl fmt::Display for DmaError {
                 write!(f, "ACS {what} violation at port {port}")
             }
             DmaError::IommuFault => write!(f, "IOMMU fault"),
+            DmaError::Poisoned => write!(f, "poisoned TLP"),
         }
     }
 }
@@ -275,8 +278,8 @@ impl DmaHandle {
         req: &DmaRequest,
         access: Access<'_>,
     ) -> Result<(), DmaError> {
-        // The trace sink needs every request routed.
-        if !self.fabric.tracing.load(Ordering::Relaxed) {
+        // The trace sink and injected faults need every request routed.
+        if !self.fabric.tracing.load(Ordering::Relaxed) && !self.fabric.faulting() {
             if let Some(mut g) = self.cache.try_lock() {
                 let hit = match &g.entry {
                     Some(e) if e.serves(call.generation, req.addr, req.len) => match &e.target {
@@ -323,7 +326,9 @@ impl DmaHandle {
         let mut hops = Hops::new();
         let hops = &mut hops;
         let target = self.fabric.route_into(&snap, req, hops)?;
-        let cacheable = snap.iommu.is_none() && !self.fabric.tracing.load(Ordering::Relaxed);
+        let cacheable = snap.iommu.is_none()
+            && !self.fabric.tracing.load(Ordering::Relaxed)
+            && !self.fabric.faulting();
         match target {
             Target::Ram { addr } => {
                 self.count(&snap, hops, req, cacheable.then_some(CachedTarget::Ram));

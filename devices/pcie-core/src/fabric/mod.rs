@@ -36,6 +36,7 @@ mod config;
 mod counters;
 mod dma;
 mod errors;
+mod inject;
 mod intx;
 mod map;
 mod mmio;
@@ -50,6 +51,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
 pub use counters::{LinkCounters, RefusedCounters, MAX_PAYLOAD, MAX_READ_REQUEST};
 pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
+pub use inject::{InjectedFault, TlpFault};
 pub use intx::InterruptSink;
 pub use map::DmaMap;
 pub use route::MAX_REQUEST;
@@ -82,6 +84,9 @@ pub struct Fabric {
     trace: Mutex<Option<TraceSink>>,
     /// Refused requests ([`RefusedCounters`]).
     refusals: counters::Refusals,
+    /// Armed TLP faults, and whether there are any.
+    faults: Mutex<Vec<InjectedFault>>,
+    faulting: AtomicBool,
     /// Where interrupt messages reaching the root complex go; set once.
     interrupts: OnceLock<Arc<dyn InterruptSink>>,
     /// The INTx wires driving a GSI, and how many drive each.
@@ -124,6 +129,8 @@ impl Fabric {
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
             refusals: Default::default(),
+            faults: Mutex::new(Vec::new()),
+            faulting: AtomicBool::new(false),
             interrupts: OnceLock::new(),
             intx: Mutex::default(),
             ram,

@@ -82,7 +82,17 @@ impl Fabric {
             rid: 0,
             hops,
         };
-        let outcome = router.run();
+        let outcome = match router.run() {
+            // Interrupts are never faulted: an injected fault reports
+            // itself with one.
+            Ok(t) if self.faulting() && !matches!(t, Target::Interrupt { .. }) => {
+                match self.fault_for(snap, router.hops, &t) {
+                    Some(e) => Err(e),
+                    None => Ok(t),
+                }
+            }
+            o => o,
+        };
         if let Err(e) = outcome {
             self.record_refusal(snap, router.hops, req, e);
         }

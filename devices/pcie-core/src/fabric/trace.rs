@@ -97,6 +97,7 @@ impl TraceRecord<'_> {
                     DmaError::BusMasterDisabled => "bus_master_disabled",
                     DmaError::CompleterAbort => "completer_abort",
                     DmaError::IommuFault => "iommu_fault",
+                    DmaError::Poisoned => "poisoned",
                     _ => "unsupported_request",
                 };
                 write!(s, "{{\"error\":\"{name}\"}}")

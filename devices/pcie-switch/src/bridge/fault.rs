@@ -3,7 +3,7 @@
 //! the port keeps redirecting. The fabric's router reads it through
 //! [`PciFunction::acs_fault`](pcie_core::PciFunction::acs_fault).
 
-use pcie_core::{acs_reg, AcsBits, AcsFault};
+use pcie_core::{acs_reg, aer_reg, AcsBits, AcsFault};
 
 use super::PciBridge;
 use crate::{acs, Error};
@@ -65,5 +65,29 @@ impl PciBridge {
             stuck_on: self.fault.stuck_on,
             hidden,
         })
+    }
+
+    /// Logs an uncorrectable error the port detected (an injected TLP
+    /// fault) in its AER capability: the status bit, and the First Error
+    /// Pointer when nothing was logged yet. False without AER or when
+    /// the error is masked.
+    pub(crate) fn log_uncorrectable(&mut self, status_bit: u32) -> bool {
+        let Some(off) = self.caps.aer else {
+            return false;
+        };
+        if self.space.u32_at(off + aer_reg::UNCOR_MASK) & status_bit != 0 {
+            return false;
+        }
+        let status = self.space.u32_at(off + aer_reg::UNCOR_STATUS);
+        self.space
+            .set_u32(off + aer_reg::UNCOR_STATUS, status | status_bit);
+        if status == 0 {
+            let ctl = self.space.u32_at(off + aer_reg::CAP_CONTROL);
+            self.space.set_u32(
+                off + aer_reg::CAP_CONTROL,
+                (ctl & !0x1f) | status_bit.trailing_zeros(),
+            );
+        }
+        true
     }
 }

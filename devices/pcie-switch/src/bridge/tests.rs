@@ -307,3 +307,25 @@ fn an_acs_fault_hides_the_capability_and_forces_bits_through_resets() {
     let mut up = PciBridge::new(config(PortKind::SwitchUpstream)).unwrap();
     assert!(up.set_acs_fault(AcsBits::RR, false).is_err());
 }
+
+#[test]
+fn an_injected_uncorrectable_error_is_logged_in_aer_with_its_first_error_pointer() {
+    let mut b = PciBridge::new(config(PortKind::RootPort)).unwrap();
+    let aer = b.caps.aer.unwrap();
+    assert!(b.record_uncorrectable(1 << 15));
+    assert_eq!(b.space.u32_at(aer + aer_reg::UNCOR_STATUS), 1 << 15);
+    assert_eq!(b.space.u32_at(aer + aer_reg::CAP_CONTROL) & 0x1f, 15);
+    // A second one adds its bit; the pointer keeps the first.
+    assert!(b.record_uncorrectable(1 << 12));
+    assert_eq!(
+        b.space.u32_at(aer + aer_reg::UNCOR_STATUS),
+        (1 << 15) | (1 << 12)
+    );
+    assert_eq!(b.space.u32_at(aer + aer_reg::CAP_CONTROL) & 0x1f, 15);
+    // Masked: not logged, no message.
+    b.space.set_u32(aer + aer_reg::UNCOR_MASK, 1 << 20);
+    assert!(!b.record_uncorrectable(1 << 20));
+    // No AER capability: nothing.
+    let mut d = PciBridge::new(config(PortKind::SwitchDownstream)).unwrap();
+    assert!(!d.record_uncorrectable(1 << 15));
+}
