@@ -239,3 +239,35 @@ fn ctl_arguments_take_json_or_strings() {
     assert_eq!(m["hidden"], true);
     assert!(parse_args(&["nokey".into()]).is_err());
 }
+
+proptest::proptest! {
+    /// Any byte stream, in any chunking: lines come out whole and within
+    /// the limit, too-long ones as TooLong, and every request gets exactly
+    /// one reply line.
+    #[test]
+    fn any_stream_gets_one_reply_per_line(
+        lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..20),
+        cap in 1usize..64,
+    ) {
+        let c = control();
+        let mut input = Vec::new();
+        let mut want = 0;
+        for l in &lines {
+            let l: Vec<u8> = l.iter().copied().filter(|&b| b != b'\n').collect();
+            if !String::from_utf8_lossy(&l).trim().is_empty() {
+                want += 1;
+            }
+            input.extend_from_slice(&l);
+            input.push(b'\n');
+        }
+        let mut out = Vec::new();
+        serve_stream(BufReader::with_capacity(cap, &input[..]), &mut out, &c).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let replies: Vec<&str> = text.lines().skip(1).collect();
+        proptest::prop_assert_eq!(replies.len(), want);
+        for r in replies {
+            let v: Value = serde_json::from_str(r).unwrap();
+            proptest::prop_assert!(v.get("return").is_some() || v.get("error").is_some());
+        }
+    }
+}
