@@ -156,14 +156,12 @@ echo '=== dmesg ==='; dmesg"#;
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["outcome"].get("error").is_none())
-        .filter(|r| {
-            r["path"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|h| h["node"] == "sw1")
+        // A redirected request crosses sw1's link twice: up and back down.
+        .map(|r| {
+            let hops = r["path"].as_array().unwrap();
+            let at_sw1 = hops.iter().filter(|h| h["node"] == "sw1").count() as u64;
+            r["len"].as_u64().unwrap() * at_sw1
         })
-        .map(|r| r["len"].as_u64().unwrap())
         .sum();
     assert_eq!(
         sw1_bytes,
