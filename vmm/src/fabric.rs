@@ -294,6 +294,17 @@ pub fn build(
     })
 }
 
+impl VmFabric {
+    /// The nodes on the root bus (host bridge and root ports), in order.
+    pub fn roots(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| self.fabric.parent(*id).is_none())
+            .collect()
+    }
+}
+
 /// A function and its worker, as a device's constructor returns them.
 type Made = (Box<dyn PciFunction>, Box<dyn DeviceWorker>);
 

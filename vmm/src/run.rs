@@ -257,12 +257,7 @@ pub(crate) fn dry_build(topology: &Topology, memory: u64) -> Result<VmFabric> {
 pub fn topology(args: TopologyArgs) -> Result<i32> {
     let topology = Topology::load(args.file.as_deref())?;
     let built = dry_build(&topology, args.memory)?;
-    let roots: Vec<_> = built
-        .nodes
-        .iter()
-        .map(|(_, id)| *id)
-        .filter(|id| built.fabric.parent(*id).is_none())
-        .collect();
+    let roots = built.roots();
     let Some(svg) = &args.svg else {
         print!("{}", crate::topology::render(&built.fabric, &roots));
         return Ok(0);

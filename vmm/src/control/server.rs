@@ -64,9 +64,14 @@ pub fn read_line<R: BufRead>(r: &mut R) -> io::Result<Line> {
     }
 }
 
-/// Serves requests from `r`, replies to `w`, until the peer closes; the
-/// greeting first.
-pub fn serve_stream<R: BufRead, W: Write>(mut r: R, mut w: W, control: &Control) -> io::Result<()> {
+/// Writes the greeting, then answers each request line from `r` on `w`
+/// with `answer` until the peer closes: empty lines are skipped, a line
+/// past [`MAX_LINE`] gets a `LineTooLong` error.
+fn serve_lines<R: BufRead, W: Write>(
+    mut r: R,
+    mut w: W,
+    mut answer: impl FnMut(&str) -> io::Result<String>,
+) -> io::Result<()> {
     writeln!(w, "{}", Control::greeting())?;
     w.flush()?;
     loop {
@@ -83,12 +88,18 @@ pub fn serve_stream<R: BufRead, W: Write>(mut r: R, mut w: W, control: &Control)
                 if text.is_empty() {
                     continue;
                 }
-                control.handle(text)
+                answer(text)?
             }
         };
         writeln!(w, "{reply}")?;
         w.flush()?;
     }
+}
+
+/// Serves requests from `r`, replies to `w`, until the peer closes; the
+/// greeting first.
+pub fn serve_stream<R: BufRead, W: Write>(r: R, w: W, control: &Control) -> io::Result<()> {
+    serve_lines(r, w, |text| Ok(control.handle(text)))
 }
 
 /// Binds `path` (replacing a stale socket there).
@@ -194,49 +205,28 @@ fn relay_client(
     up: &Upstream,
     ready: &(Mutex<bool>, std::sync::Condvar),
 ) -> io::Result<()> {
-    let mut w = stream.try_clone()?;
-    let mut r = BufReader::new(stream);
-    writeln!(w, "{}", Control::greeting())?;
-    loop {
-        let reply = match read_line(&mut r)? {
-            Line::End => return Ok(()),
-            Line::TooLong => error_reply(
-                "LineTooLong",
-                &format!("request longer than {MAX_LINE} bytes"),
-                None,
-            ),
-            Line::Text(t) => {
-                let text = String::from_utf8_lossy(&t).trim().to_string();
-                if text.is_empty() {
-                    continue;
-                }
-                {
-                    let (m, cv) = ready;
-                    let mut ok = m.lock().unwrap_or_else(|p| p.into_inner());
-                    while !*ok {
-                        ok = cv.wait(ok).unwrap_or_else(|p| p.into_inner());
-                    }
-                }
-                let mut g = up.lock().unwrap_or_else(|p| p.into_inner());
-                match g.as_mut() {
-                    None => error_reply("GenericError", "the VM is not running", None),
-                    Some((ur, uw)) => {
-                        writeln!(uw, "{text}")?;
-                        match read_line(ur)? {
-                            Line::Text(t) => String::from_utf8_lossy(&t).into_owned(),
-                            _ => {
-                                *g = None;
-                                error_reply("GenericError", "the VM has stopped", None)
-                            }
-                        }
-                    }
-                }
-            }
+    let w = stream.try_clone()?;
+    serve_lines(BufReader::new(stream), w, |text| {
+        let (m, cv) = ready;
+        let mut ok = m.lock().unwrap_or_else(|p| p.into_inner());
+        while !*ok {
+            ok = cv.wait(ok).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(ok);
+        let mut g = up.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((ur, uw)) = g.as_mut() else {
+            return Ok(error_reply("GenericError", "the VM is not running", None));
         };
-        writeln!(w, "{reply}")?;
-    }
+        writeln!(uw, "{text}")?;
+        Ok(match read_line(ur)? {
+            Line::Text(t) => String::from_utf8_lossy(&t).into_owned(),
+            _ => {
+                *g = None;
+                error_reply("GenericError", "the VM has stopped", None)
+            }
+        })
+    })
 }
-
 /// Serves `control` on the serial device `tty` (inside the KVM host box),
 /// put in raw mode first so bytes pass unchanged and nothing echoes.
 pub fn serve_tty(tty: &Path, control: Arc<Control>) -> Result<()> {

@@ -239,12 +239,7 @@ fn attempt(plan: &Plan, s: &Scenario, dir: &Path) -> Result<(Outcome, String)> {
         ));
     }
     // The picture of what crossed each link, for the report's reader.
-    let roots: Vec<_> = built
-        .nodes
-        .iter()
-        .map(|(_, id)| *id)
-        .filter(|id| built.fabric.parent(*id).is_none())
-        .collect();
+    let roots = built.roots();
     let svg = crate::topology::svg::render(
         &built.fabric,
         &roots,
