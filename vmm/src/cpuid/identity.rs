@@ -72,14 +72,12 @@ impl CpuIdentity {
     /// Applies the identity to normalised CPUID entries.
     pub fn apply(&self, entries: &mut [kvm_cpuid_entry2]) {
         if let Some(v) = &self.vendor {
-            if let Some(e) = find_mut(entries, leaf::BASIC, 0) {
-                let word = |i: usize| u32::from_le_bytes(v[i * 4..i * 4 + 4].try_into().unwrap());
-                // "Genu" "ineI" "ntel": EBX, EDX, ECX.
-                (e.ebx, e.edx, e.ecx) = (word(0), word(1), word(2));
-            }
-            if let Some(e) = find_mut(entries, leaf::EXT_MAX, 0) {
-                let word = |i: usize| u32::from_le_bytes(v[i * 4..i * 4 + 4].try_into().unwrap());
-                (e.ebx, e.edx, e.ecx) = (word(0), word(1), word(2));
+            let word = |i: usize| u32::from_le_bytes(v[i * 4..i * 4 + 4].try_into().unwrap());
+            // "Genu" "ineI" "ntel": EBX, EDX, ECX, in both leaves.
+            for function in [leaf::BASIC, leaf::EXT_MAX] {
+                if let Some(e) = find_mut(entries, function, 0) {
+                    (e.ebx, e.edx, e.ecx) = (word(0), word(1), word(2));
+                }
             }
         }
         if self.family.is_none() && self.model.is_none() && self.stepping.is_none() {
