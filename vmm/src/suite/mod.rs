@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cli::TestArgs;
@@ -218,16 +218,15 @@ fn run_all(plan: &Plan, scenarios: &[Scenario], jobs: usize, keep_going: bool) -
     let results: Mutex<Vec<Option<ScenarioRun>>> = Mutex::new(vec![None; scenarios.len()]);
     let running: Mutex<Vec<(usize, Instant)>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
-    let done = Arc::new(AtomicBool::new(false));
+    let done = AtomicBool::new(false);
     let tty = std::io::stderr().is_terminal();
     let n = scenarios.len();
     std::thread::scope(|scope| {
-        let running = &running;
+        let (running, done) = (&running, &done);
         // Progress: which scenarios run, and for how long.
-        let done2 = done.clone();
         scope.spawn(move || {
             let mut tick = 0u64;
-            while !done2.load(Ordering::Acquire) {
+            while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(500));
                 tick += 1;
                 let now: Vec<String> = running
