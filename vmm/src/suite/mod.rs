@@ -270,11 +270,7 @@ fn run_all(plan: &Plan, scenarios: &[Scenario], jobs: usize, keep_going: bool) -
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .retain(|(k, _)| *k != i);
-                    let status = match &r.outcome {
-                        _ if r.passed() => "PASS",
-                        Outcome::Error(_) => "ERROR",
-                        _ => "FAIL",
-                    };
+                    let status = report::status(&r);
                     let mut res = results.lock().unwrap_or_else(|p| p.into_inner());
                     let finished = res.iter().filter(|x| x.is_some()).count() + 1;
                     if tty {

@@ -32,7 +32,8 @@ pub fn fabric_want(f: FabricExpect) -> &'static str {
     }
 }
 
-fn status(r: &ScenarioRun) -> &'static str {
+/// PASS, FAIL, ERROR or SKIP.
+pub fn status(r: &ScenarioRun) -> &'static str {
     match &r.outcome {
         Outcome::Judged(j) if j.passed() => "PASS",
         Outcome::Judged(_) => "FAIL",
