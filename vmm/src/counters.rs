@@ -37,8 +37,17 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
             .iter()
             .map(|(k, v)| format!(", \"{k}\": {v}"))
             .collect();
+        // Root and downstream ports: the link below, and how often it
+        // was brought down.
+        let link = fabric
+            .link_state(*id)
+            .map(|l| {
+                let state = if l.up { "up" } else { "down" };
+                format!(", \"link\": \"{state}\", \"link_downs\": {}", l.downs)
+            })
+            .unwrap_or_default();
         out += &format!(
-            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}, \"refused_bytes\": {}{stats}}}{}\n",
+            "  {{\"name\": \"{}\", \"kind\": \"{kind}\", \"bdf\": \"{bdf}\", \"up_bytes\": {}, \"up_tlps\": {}, \"down_bytes\": {}, \"down_tlps\": {}, \"refused_bytes\": {}{link}{stats}}}{}\n",
             name.replace('\\', "\\\\").replace('"', "\\\""),
             c.up_bytes,
             c.up_tlps,

@@ -84,12 +84,19 @@ fn acs(a: &Option<Acs>) -> Option<AcsConfig> {
     })
 }
 
+/// The slot below a root or downstream port.
+#[derive(Clone, Copy)]
+struct Slot {
+    number: u16,
+    hot_plug: bool,
+}
+
 fn bridge(
     kind: PortKind,
     id: (u16, u16),
     port_number: u8,
     link: Link,
-    slot: Option<u16>,
+    slot: Option<Slot>,
     topo_acs: &Option<Acs>,
     has_child: bool,
 ) -> std::result::Result<PciBridge, pcie_switch::Error> {
@@ -101,9 +108,10 @@ fn bridge(
         port_number,
         link_speed: speed(link.speed),
         link_width: link.width,
-        slot,
+        slot: slot.map(|s| s.number),
         acs: acs(topo_acs),
         aer: true,
+        hot_plug: slot.is_some_and(|s| s.hot_plug),
     })?;
     if let Some(a) = topo_acs {
         if a.hidden || !a.stuck_on.is_empty() {
@@ -172,7 +180,10 @@ pub fn build(
                     ROOT_PORT_ID,
                     p.device,
                     rp.link,
-                    Some(slot),
+                    Some(Slot {
+                        number: slot,
+                        hot_plug: rp.hot_plug,
+                    }),
                     &rp.acs,
                     has_child(i),
                 )
@@ -205,7 +216,10 @@ pub fn build(
                     SWITCH_DOWN_ID,
                     p.device,
                     dp.link,
-                    Some(slot),
+                    Some(Slot {
+                        number: slot,
+                        hot_plug: dp.hot_plug,
+                    }),
                     &dp.acs,
                     has_child(i),
                 )

@@ -184,7 +184,12 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         crate::trace::start(&built.fabric, path)?;
     }
     if cfg.control.is_some() || cfg.control_tty.is_some() {
-        let control = crate::control::Control::new(built.fabric.clone(), built.nodes.clone());
+        let follower = bars.clone();
+        let control = crate::control::Control::new(
+            built.fabric.clone(),
+            built.nodes.clone(),
+            Some(Arc::new(move |m: &[pcie_core::BarMove]| follower.apply(m))),
+        );
         if let Some(path) = &cfg.control {
             crate::control::serve_unix(path, control.clone())?;
         }

@@ -73,6 +73,9 @@ pub enum Error {
     /// Only root ports and switch downstream ports have slots.
     #[error("a {0:?} cannot have a slot")]
     SlotNotAllowed(PortType),
+    /// Hot-plug asked for on a port without a slot.
+    #[error("a hot-plug capable port needs a slot")]
+    HotPlugWithoutSlot,
     /// A fabric node id that this fabric did not hand out.
     #[error("no fabric node {0}")]
     UnknownNode(NodeId),

@@ -162,6 +162,17 @@ pub trait PciFunction: Send {
     fn inject_acs_fault(&mut self, _stuck_on: crate::AcsBits, _hidden: bool) -> Result<(), String> {
         Err("it has no ACS capability".into())
     }
+
+    /// Brings the link below this downstream-facing port down or up, as a
+    /// surprise removal and insertion would: Link Status' Data Link Layer
+    /// Link Active and Slot Status' Presence Detect State follow `up`,
+    /// and a hot-plug slot latches its change events. Returns the
+    /// hot-plug interrupt to raise, if any (the fabric sends it from this
+    /// function after releasing its lock). Functions without such a link
+    /// refuse, as by default.
+    fn set_link(&mut self, _up: bool) -> Result<Option<MsiMessage>, String> {
+        Err("it is not a root or downstream port".into())
+    }
 }
 
 /// How a port's ACS behaviour departs from its registers.

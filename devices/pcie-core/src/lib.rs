@@ -54,8 +54,9 @@ pub use error::Error;
 pub use fabric::{
     AcsViolationKind, BarMove, BridgeState, ConfigWrite, Dir, DmaError, DmaHandle, DmaMap,
     DmaRequest, Fabric, GuestRam, Hop, Hops, InjectedFault, InterruptSink, Iommu, LinkCounters,
-    NodeId, NodeKind, RcP2pPolicy, RefusedCounters, Route, Target, TlpFault, TraceRecord,
-    TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST, MAX_REQUEST, MSI_RANGE,
+    LinkState, NodeId, NodeKind, RcP2pPolicy, RefusedCounters, Route, Target, TlpFault,
+    TraceRecord, TraceSink, Window, MAX_DEPTH, MAX_HOPS, MAX_PAYLOAD, MAX_READ_REQUEST,
+    MAX_REQUEST, MSI_RANGE,
 };
 pub use firmware::{
     enumerate, Apertures, BarAssignment, BridgeReport, EnumerationReport, NodeReport,
@@ -68,7 +69,8 @@ pub use msix::{
     MSIX_VECTOR_MASKED,
 };
 pub use pcie_cap::{
-    pcie_devctl, pcie_reg, LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType,
+    pcie_devctl, pcie_lnkcap, pcie_lnksta, pcie_reg, pcie_sltcap, pcie_sltctl, pcie_sltsta,
+    LinkSpeed, LinkWidth, MaxPayload, PciExpressCapability, PortType,
 };
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};

@@ -51,6 +51,70 @@ pub mod pcie_devctl {
     pub const FATAL_ERR_REPORTING: u16 = 1 << 2;
 }
 
+/// Link Capabilities register bits.
+pub mod pcie_lnkcap {
+    /// Data Link Layer Link Active Reporting Capable.
+    pub const DLLLA_REPORTING: u32 = 1 << 20;
+}
+
+/// Link Status register bits.
+pub mod pcie_lnksta {
+    /// Data Link Layer Link Active.
+    pub const DLLLA: u16 = 1 << 13;
+}
+
+/// Slot Capabilities register bits.
+pub mod pcie_sltcap {
+    /// Hot-Plug Surprise: the card may be removed without notice.
+    pub const HOT_PLUG_SURPRISE: u32 = 1 << 5;
+    /// Hot-Plug Capable.
+    pub const HOT_PLUG_CAPABLE: u32 = 1 << 6;
+    /// No Command Completed Support: Slot Control writes take effect at once.
+    pub const NO_COMMAND_COMPLETED: u32 = 1 << 18;
+    /// Physical Slot Number, bits 31:19.
+    pub const PHYSICAL_SLOT_SHIFT: u32 = 19;
+}
+
+/// Slot Control register bits.
+pub mod pcie_sltctl {
+    /// Attention Button Pressed Enable.
+    pub const ABPE: u16 = 1 << 0;
+    /// Power Fault Detected Enable.
+    pub const PFDE: u16 = 1 << 1;
+    /// MRL Sensor Changed Enable.
+    pub const MRLSCE: u16 = 1 << 2;
+    /// Presence Detect Changed Enable.
+    pub const PDCE: u16 = 1 << 3;
+    /// Command Completed Interrupt Enable.
+    pub const CCIE: u16 = 1 << 4;
+    /// Hot-Plug Interrupt Enable.
+    pub const HPIE: u16 = 1 << 5;
+    /// Data Link Layer State Changed Enable.
+    pub const DLLSCE: u16 = 1 << 12;
+    /// The enables a hot-plug slot without indicators or power control has.
+    pub const HOT_PLUG_WRITABLE: u16 = ABPE | PFDE | MRLSCE | PDCE | CCIE | HPIE | DLLSCE;
+}
+
+/// Slot Status register bits.
+pub mod pcie_sltsta {
+    /// Attention Button Pressed (RW1C).
+    pub const ABP: u16 = 1 << 0;
+    /// Power Fault Detected (RW1C).
+    pub const PFD: u16 = 1 << 1;
+    /// MRL Sensor Changed (RW1C).
+    pub const MRLSC: u16 = 1 << 2;
+    /// Presence Detect Changed (RW1C).
+    pub const PDC: u16 = 1 << 3;
+    /// Command Completed (RW1C).
+    pub const CC: u16 = 1 << 4;
+    /// Presence Detect State: a card is in the slot.
+    pub const PDS: u16 = 1 << 6;
+    /// Data Link Layer State Changed (RW1C).
+    pub const DLLSC: u16 = 1 << 8;
+    /// Every RW1C event bit.
+    pub const EVENTS: u16 = ABP | PFD | MRLSC | PDC | CC | DLLSC;
+}
+
 /// Device/port type (PCI Express Capabilities register bits 7:4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PortType {
@@ -151,7 +215,8 @@ pub enum MaxPayload {
 ///
 /// The link is always up at its maximum speed and width. Downstream-facing
 /// ports report Data Link Layer Link Active (and the capability to report
-/// it) and a present slot. There is no ASPM, hot-plug or FLR.
+/// it) and a present slot. A slot may be surprise hot-plug capable
+/// ([`hot_plug`](Self::hot_plug)); there is no ASPM or FLR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PciExpressCapability {
     port_type: PortType,
@@ -160,6 +225,7 @@ pub struct PciExpressCapability {
     width: LinkWidth,
     port_number: u8,
     slot: Option<u16>,
+    hot_plug: bool,
 }
 
 impl PciExpressCapability {
@@ -173,6 +239,7 @@ impl PciExpressCapability {
             width: LinkWidth::X1,
             port_number: 0,
             slot: None,
+            hot_plug: false,
         }
     }
 
@@ -202,6 +269,15 @@ impl PciExpressCapability {
         self
     }
 
+    /// Makes the slot surprise hot-plug capable: Slot Capabilities says
+    /// Hot-Plug Capable, Hot-Plug Surprise and No Command Completed
+    /// Support (no power controller, MRL, button or indicators), and Slot
+    /// Control's event enables become writable. Needs a slot.
+    pub fn hot_plug(mut self, on: bool) -> Self {
+        self.hot_plug = on;
+        self
+    }
+
     /// The port type.
     pub fn port_type(&self) -> PortType {
         self.port_type
@@ -209,6 +285,9 @@ impl PciExpressCapability {
 
     /// Adds the capability to `space` and returns its offset.
     pub fn add_to(&self, space: &mut ConfigSpace) -> Result<u16, Error> {
+        if self.hot_plug && self.slot.is_none() {
+            return Err(Error::HotPlugWithoutSlot);
+        }
         if let Some(slot) = self.slot {
             if !self.port_type.is_downstream_port() {
                 return Err(Error::SlotNotAllowed(self.port_type));
@@ -241,7 +320,11 @@ impl PciExpressCapability {
         r.set16(DEVSTA, 0, 0, 0x000f);
         if self.port_type.has_link() {
             let (speed, width) = (self.speed as u32, self.width as u32);
-            let dll = if down { 1 << 20 } else { 0 };
+            let dll = if down {
+                pcie_lnkcap::DLLLA_REPORTING
+            } else {
+                0
+            };
             r.set32(
                 LNKCAP,
                 speed | width << 4 | dll | (self.port_number as u32) << 24,
@@ -250,7 +333,7 @@ impl PciExpressCapability {
             );
             let link_disable = if down { 1 << 4 } else { 0 };
             r.set16(LNKCTL, 0, 0x00c3 | link_disable, 0);
-            let active = if down { 1 << 13 } else { 0 };
+            let active = if down { pcie_lnksta::DLLLA } else { 0 };
             r.set16(
                 LNKSTA,
                 (speed | width << 4) as u16 | 1 << 12 | active,
@@ -261,11 +344,20 @@ impl PciExpressCapability {
             r.set16(LNKCTL2, speed as u16, 0x000f, 0);
         }
         if let Some(slot) = self.slot {
-            r.set32(SLTCAP, (slot as u32) << 19, 0, 0);
+            use pcie_sltcap::*;
+            let hp = if self.hot_plug {
+                HOT_PLUG_CAPABLE | HOT_PLUG_SURPRISE | NO_COMMAND_COMPLETED
+            } else {
+                0
+            };
+            r.set32(SLTCAP, (slot as u32) << PHYSICAL_SLOT_SHIFT | hp, 0, 0);
+            if self.hot_plug {
+                r.set16(SLTCTL, 0, pcie_sltctl::HOT_PLUG_WRITABLE, 0);
+            }
         }
         if down {
-            // Presence Detect State: always a card present.
-            r.set16(SLTSTA, 1 << 6, 0, 0x011f);
+            // Presence Detect State: a card present (the owner may say not).
+            r.set16(SLTSTA, pcie_sltsta::PDS, 0, pcie_sltsta::EVENTS);
         }
         if self.port_type == PortType::RootPort {
             r.set16(RTCTL, 0, 0x000f, 0);

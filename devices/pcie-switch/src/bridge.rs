@@ -14,9 +14,6 @@ use pcie_core::acs_reg;
 use pcie_core::aer;
 use pcie_core::{bridge_control, bridge_reg};
 
-/// Presence Detect State in Slot Status.
-const PRESENCE_DETECT_STATE: u16 = 1 << 6;
-
 /// Where a bridge's capabilities sit in its config space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CapabilityOffsets {
@@ -42,6 +39,8 @@ pub struct PciBridge {
     bars: Bars,
     caps: CapabilityOffsets,
     child_present: bool,
+    /// The link below is up ([`set_link`](Self::set_link)).
+    link_up: bool,
     /// Injected ACS misbehaviour ([`set_acs_fault`](Self::set_acs_fault)).
     fault: fault::FaultState,
 }
@@ -59,7 +58,7 @@ impl PciBridge {
             .link(config.link_speed, config.link_width()?)
             .port_number(config.port_number);
         if let Some(slot) = config.slot {
-            pcie = pcie.slot(slot);
+            pcie = pcie.slot(slot).hot_plug(config.hot_plug);
         }
         let pci_express = pcie.add_to(&mut space)?;
         let root = config.kind == PortKind::RootPort;
@@ -85,6 +84,7 @@ impl PciBridge {
                 acs,
             },
             child_present: false,
+            link_up: true,
             fault: Default::default(),
         };
         bridge.reflect_presence();
@@ -208,25 +208,35 @@ impl PciBridge {
     /// Records whether a device is attached below the port. With a slot
     /// implemented this drives Slot Status' Presence Detect State (which
     /// otherwise reads 1 on downstream-facing ports, as the spec requires).
-    /// No hot-plug event is latched: the slot has no hot-plug capability.
-    /// The state survives resets.
+    /// No hot-plug event is latched (that is [`set_link`](Self::set_link)'s
+    /// job). The state survives resets.
     pub fn set_child_present(&mut self, present: bool) {
         self.child_present = present;
         self.reflect_presence();
     }
 
+    /// Makes Slot Status' Presence Detect State (a card is there and its
+    /// link is up) and Link Status' Data Link Layer Link Active say what
+    /// is below.
     fn reflect_presence(&mut self) {
-        if self.config.slot.is_none() {
-            return;
-        }
-        let off = self.caps.pci_express + pcie_reg::SLTSTA;
-        let status = self.space.u16_at(off) & !PRESENCE_DETECT_STATE;
-        let present = if self.child_present {
-            PRESENCE_DETECT_STATE
-        } else {
-            0
+        use pcie_core::{pcie_lnksta::DLLLA, pcie_sltsta::PDS};
+        let set = |space: &mut ConfigSpace, off: u16, bit: u16, on: bool| {
+            let v = space.u16_at(off) & !bit;
+            space.set_u16(off, if on { v | bit } else { v });
         };
-        self.space.set_u16(off, status | present);
+        if self.config.kind.is_downstream() {
+            let off = self.caps.pci_express + pcie_reg::LNKSTA;
+            set(&mut self.space, off, DLLLA, self.link_up);
+        }
+        if self.config.slot.is_some() {
+            let off = self.caps.pci_express + pcie_reg::SLTSTA;
+            set(
+                &mut self.space,
+                off,
+                PDS,
+                self.child_present && self.link_up,
+            );
+        }
     }
 
     fn watches(&self) -> [Watch; 7] {
@@ -273,6 +283,10 @@ impl PciFunction for PciBridge {
             .map_err(|e| e.to_string())
     }
 
+    fn set_link(&mut self, up: bool) -> Result<Option<MsiMessage>, String> {
+        self.change_link(up).map_err(|e| e.to_string())
+    }
+
     fn config_read(&self, offset: u16, data: &mut [u8]) {
         self.space.read(offset, data)
     }
@@ -310,7 +324,7 @@ impl PciFunction for PciBridge {
     /// Returns to the power-on state: command 0, bus numbers and windows
     /// zero, the configured ACS control and egress vector. Hot and
     /// function-level resets keep AER's sticky registers. Child presence
-    /// is physical and is kept.
+    /// and the link state are physical and are kept.
     fn reset(&mut self, kind: ResetKind) {
         let sticky: Vec<(u16, Vec<u8>)> = match (kind, self.caps.aer) {
             (ResetKind::Fundamental, _) | (_, None) => Vec::new(),
@@ -335,6 +349,7 @@ impl PciFunction for PciBridge {
 mod tests;
 
 mod fault;
+mod hotplug;
 
 impl PciBridge {
     /// A port for rigs, fuzzers and tools that build fabrics by hand:
@@ -353,6 +368,7 @@ impl PciBridge {
             slot: downstream.then_some(u16::from(port_number)),
             acs,
             aer: true,
+            hot_plug: false,
         })
         .expect("a simple port's configuration is valid");
         b.set_child_present(true);

@@ -132,6 +132,9 @@ pub struct BridgeConfig {
     pub acs: Option<AcsConfig>,
     /// Whether to expose the AER extended capability.
     pub aer: bool,
+    /// Whether the slot is surprise hot-plug capable (pciehp binds to it;
+    /// see [`PciBridge::set_link`](crate::PciBridge::set_link)). Needs `slot`.
+    pub hot_plug: bool,
 }
 
 impl BridgeConfig {
@@ -146,6 +149,9 @@ impl BridgeConfig {
             if slot > 0x1fff {
                 return Err(Error::SlotNumberOutOfRange(slot));
             }
+        }
+        if self.hot_plug && self.slot.is_none() {
+            return Err(Error::HotPlugWithoutSlot);
         }
         if let Some(acs) = &self.acs {
             if !self.kind.is_downstream() {

@@ -12,6 +12,12 @@ pub enum Error {
     /// A switch upstream port was given a slot; only root and downstream ports have one.
     #[error("a switch upstream port cannot implement a slot")]
     SlotOnUpstreamPort,
+    /// A link change asked of a switch upstream port, which has no link below.
+    #[error("a switch upstream port has no link below it")]
+    NoLinkBelow,
+    /// Hot-plug asked for on a port without a slot.
+    #[error("a hot-plug capable port needs a slot")]
+    HotPlugWithoutSlot,
     /// A physical slot number that does not fit in Slot Capabilities' 13 bits.
     #[error("physical slot number {0} does not fit in 13 bits (max 8191)")]
     SlotNumberOutOfRange(u16),

@@ -74,6 +74,7 @@ fn capability_chains() {
     // Without AER, ACS comes first; without either, no extended capability.
     let no_aer = BridgeConfig {
         aer: false,
+        hot_plug: false,
         ..root_port()
     };
     let b = PciBridge::new(no_aer).unwrap();
@@ -81,6 +82,7 @@ fn capability_chains() {
     assert_eq!(b.capability_offsets().acs, Some(0x100));
     let bare = BridgeConfig {
         aer: false,
+        hot_plug: false,
         ..upstream_port()
     };
     assert!(ext_ids(&PciBridge::new(bare).unwrap()).is_empty());
@@ -221,6 +223,7 @@ fn acs_full_egress_vector_encodes_256_as_zero() {
     let mut b = PciBridge::new(BridgeConfig {
         acs: Some(acs),
         aer: false,
+        hot_plug: false,
         ..root_port()
     })
     .unwrap();

@@ -14,7 +14,7 @@ mod server;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use pcie_core::{ErrorSeverity, Fabric, NodeId, RcP2pPolicy};
+use pcie_core::{BarMove, ErrorSeverity, Fabric, NodeId, RcP2pPolicy};
 use serde_json::{json, Map, Value};
 
 use crate::topology::AcsBit;
@@ -36,13 +36,20 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("inject-error", "an error message from \"node\" to its root port: \"severity\" = \"correctable\" | \"nonfatal\" | \"fatal\""),
     ("inject-tlp-fault", "requests crossing \"node\" get \"tlp\" = \"completer-abort\" | \"poisoned\"; \"p2p_only\" (default true), \"count\" (default all); logged in the node's AER"),
     ("clear-tlp-faults", "disarm every TLP fault"),
+    ("link-down", "surprise removal below \"port\" (a root or downstream port): its link goes down, what is below is reset and answers nothing"),
+    ("link-up", "the link below \"port\" comes back up: what is below reappears, in its power-on state"),
 ];
+
+/// Applies the BAR moves a command caused (the VMM's memory slots and
+/// doorbells).
+pub type MoveSink = Arc<dyn Fn(&[BarMove]) + Send + Sync>;
 
 /// What the commands act on.
 pub struct Control {
     fabric: Arc<Fabric>,
     nodes: Vec<(String, NodeId)>,
     trace: Mutex<Option<PathBuf>>,
+    moves: Option<MoveSink>,
 }
 
 /// A command's failure: a QMP-style class and a description.
@@ -71,13 +78,25 @@ pub fn error_reply(class: &str, desc: &str, id: Option<&Value>) -> String {
 }
 
 impl Control {
-    /// Commands over `fabric`, whose nodes are `nodes` (name, id).
-    pub fn new(fabric: Arc<Fabric>, nodes: Vec<(String, NodeId)>) -> Arc<Self> {
+    /// Commands over `fabric`, whose nodes are `nodes` (name, id); BARs
+    /// that a command moves are handed to `moves`.
+    pub fn new(
+        fabric: Arc<Fabric>,
+        nodes: Vec<(String, NodeId)>,
+        moves: Option<MoveSink>,
+    ) -> Arc<Self> {
         Arc::new(Control {
             fabric,
             nodes,
             trace: Mutex::new(None),
+            moves,
         })
+    }
+
+    fn apply(&self, moved: &[BarMove]) {
+        if let Some(m) = &self.moves {
+            m(moved);
+        }
     }
 
     /// The first line a client gets.
@@ -144,6 +163,7 @@ impl Control {
                         "kind": format!("{:?}", f.kind(*id)),
                         "bdf": f.bdf(*id).map(|b| b.to_string()),
                         "parent": f.parent(*id).map(|p| f.name(p)),
+                        "link": f.link_state(*id).map(|l| if l.up { "up" } else { "down" }),
                     })
                 })
                 .collect()),
@@ -188,10 +208,7 @@ impl Control {
                 };
                 f.with_function(id, |func| func.inject_acs_fault(stuck, hidden))
                     .map_err(|e| generic(format!("{}: {e}", f.name(id))))?;
-                let moved = f.refresh();
-                if !moved.is_empty() {
-                    log::warn!("control: an ACS fault moved BARs: {moved:?}");
-                }
+                self.apply(&f.refresh());
                 Ok(json!({}))
             }
             "set-rc-policy" => {
@@ -252,6 +269,15 @@ impl Control {
             "clear-tlp-faults" => {
                 f.clear_faults();
                 Ok(json!({}))
+            }
+            "link-down" | "link-up" => {
+                let id = self.node(args, "port")?;
+                let up = name == "link-up";
+                let moved = f
+                    .set_link(id, up)
+                    .map_err(|e| generic(format!("{}: {e}", f.name(id))))?;
+                self.apply(&moved);
+                Ok(json!({"link": if up { "up" } else { "down" }}))
             }
             other => Err(Failure {
                 class: "CommandNotFound",

@@ -9,7 +9,7 @@ use super::*;
 fn control() -> Arc<Control> {
     let t = crate::topology::Topology::load(None).unwrap();
     let built = crate::run::dry_build(&t, 512 << 20).unwrap();
-    Control::new(built.fabric.clone(), built.nodes.clone())
+    Control::new(built.fabric.clone(), built.nodes.clone(), None)
 }
 
 fn reply(c: &Control, line: &str) -> Value {
@@ -269,5 +269,87 @@ proptest::proptest! {
             let v: Value = serde_json::from_str(r).unwrap();
             proptest::prop_assert!(v.get("return").is_some() || v.get("error").is_some());
         }
+    }
+}
+
+#[test]
+fn link_down_and_up_take_what_is_below_away_and_bring_it_back() {
+    let t = crate::topology::Topology::load(None).unwrap();
+    let built = crate::run::dry_build(&t, 512 << 20).unwrap();
+    let moved = Arc::new(Mutex::new(Vec::new()));
+    let sink = moved.clone();
+    let c = Control::new(
+        built.fabric.clone(),
+        built.nodes.clone(),
+        Some(Arc::new(move |m: &[BarMove]| {
+            sink.lock().unwrap().extend_from_slice(m)
+        })),
+    );
+    let id = |n: &str| built.nodes.iter().find(|(x, _)| x == n).unwrap().1;
+    let nvme0 = built.fabric.bdf(id("nvme0")).unwrap();
+    let vendor = |f: &Fabric| {
+        let mut b = [0; 2];
+        f.config_read(nvme0, 0, &mut b);
+        u16::from_le_bytes(b)
+    };
+    assert_eq!(vendor(&built.fabric), 0x1b36);
+    let link = |c: &Control, node: &str| {
+        let r = reply(c, r#"{"execute": "query-topology"}"#);
+        r["return"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node)
+            .unwrap()["link"]
+            .clone()
+    };
+    assert_eq!(link(&c, "sw1-dp0"), "up");
+    assert_eq!(link(&c, "sw1"), Value::Null);
+    let r = reply(
+        &c,
+        r#"{"execute": "link-down", "arguments": {"port": "sw1-dp0"}}"#,
+    );
+    assert_eq!(r["return"]["link"], "down", "{r}");
+    assert_eq!(vendor(&built.fabric), 0xffff);
+    assert_eq!(link(&c, "sw1-dp0"), "down");
+    // nvme0's CMB (RAM-backed, mapped by the VMM) stopped decoding: the
+    // VMM was told to unmap it.
+    let unmapped = moved.lock().unwrap().clone();
+    assert!(
+        unmapped
+            .iter()
+            .any(|m| m.node == id("nvme0") && m.to.is_none() && m.from.is_some()),
+        "{unmapped:?}"
+    );
+    let counters = reply(&c, r#"{"execute": "query-counters"}"#);
+    let dp0 = counters["return"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "sw1-dp0")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (dp0["link"].clone(), dp0["link_downs"].clone()),
+        ("down".into(), 1.into())
+    );
+    let r = reply(
+        &c,
+        r#"{"execute": "link-up", "arguments": {"port": "sw1-dp0"}}"#,
+    );
+    assert_eq!(r["return"]["link"], "up");
+    assert_eq!(vendor(&built.fabric), 0x1b36);
+    for (args, needle) in [
+        (r#"{"port": "sw1"}"#, "sw1: "),
+        (r#"{"port": "nvme0"}"#, "nvme0: "),
+        (r#"{"port": "nope"}"#, "no node"),
+        (r#"{}"#, "missing string argument"),
+    ] {
+        let r = reply(
+            &c,
+            &format!(r#"{{"execute": "link-down", "arguments": {args}}}"#),
+        );
+        assert_eq!(r["error"]["class"], "GenericError", "{r}");
+        assert!(r["error"]["desc"].as_str().unwrap().contains(needle), "{r}");
     }
 }

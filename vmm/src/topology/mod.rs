@@ -18,6 +18,7 @@
 //! acs = { capability = ["SV", "RR", "CR", "UF"], control = [], stuck = [] }
 //! # fault injection: stuck_on = ["RR"] redirects while Control reads
 //! # clear; hidden = true drops the capability from config space
+//! hot_plug = true             # surprise hot-plug slot (pciehp)
 //!
 //! [[fault]]                   # TLP faults, armed from power-on
 //! node = "sw1-dp0"
@@ -330,6 +331,11 @@ pub struct RootPort {
     /// ACS capability (none when absent).
     #[serde(default)]
     pub acs: Option<Acs>,
+    /// A surprise hot-plug capable slot (Linux's pciehp drives it; the
+    /// control socket's `link-down` and `link-up` pull and reinsert what
+    /// is below).
+    #[serde(default)]
+    pub hot_plug: bool,
 }
 
 /// A switch: an upstream port and its downstream ports.
@@ -359,6 +365,11 @@ pub struct DownstreamPort {
     /// ACS capability (none when absent).
     #[serde(default)]
     pub acs: Option<Acs>,
+    /// A surprise hot-plug capable slot (Linux's pciehp drives it; the
+    /// control socket's `link-down` and `link-up` pull and reinsert what
+    /// is below).
+    #[serde(default)]
+    pub hot_plug: bool,
 }
 
 /// Kinds of endpoint.

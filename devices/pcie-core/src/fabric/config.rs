@@ -50,6 +50,10 @@ impl Snapshot {
                 let Some(b) = self.state(n).bridge.filter(|b| b.claims_bus(bdf.bus())) else {
                     continue;
                 };
+                // Below a link that is down nothing answers.
+                if self.state(n).link_down {
+                    return None;
+                }
                 if bdf.bus() != b.secondary {
                     bus_nodes = self.children(n);
                     continue 'bus;
@@ -161,7 +165,7 @@ impl Fabric {
 
     /// Resets every function below bridge `id` (not the bridge itself),
     /// one lock at a time; returns them.
-    fn reset_below(&self, id: NodeId, kind: ResetKind) -> Vec<NodeId> {
+    pub(super) fn reset_below(&self, id: NodeId, kind: ResetKind) -> Vec<NodeId> {
         let snap = self.snapshot();
         let mut stack: Vec<NodeId> = snap.children(id).to_vec();
         let mut done = Vec::new();

@@ -22,6 +22,9 @@ impl Fabric {
         let mut at = snap.node(from).parent;
         while let Some(p) = at {
             let node = snap.node(p);
+            if snap.state(p).link_down {
+                return Err(DmaError::UnsupportedRequest);
+            }
             if node.kind == NodeKind::RootPort {
                 let irq = node
                     .lock()

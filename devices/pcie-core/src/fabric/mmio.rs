@@ -18,6 +18,9 @@ impl Snapshot {
                     return Some((n, bar.index, addr - bar.addr));
                 }
                 if st.window_hit(addr) {
+                    if st.link_down {
+                        return None;
+                    }
                     bus = self.children(n);
                     continue 'bus;
                 }

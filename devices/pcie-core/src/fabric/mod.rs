@@ -38,6 +38,7 @@ mod dma;
 mod errors;
 mod inject;
 mod intx;
+mod link;
 mod map;
 mod mmio;
 mod node;
@@ -53,6 +54,7 @@ pub use counters::{LinkCounters, RefusedCounters, MAX_PAYLOAD, MAX_READ_REQUEST}
 pub use dma::{AcsViolationKind, DmaError, DmaHandle, GuestRam, Iommu};
 pub use inject::{InjectedFault, TlpFault};
 pub use intx::InterruptSink;
+pub use link::LinkState;
 pub use map::DmaMap;
 pub use route::MAX_REQUEST;
 pub use snapshot::{BridgeState, Window};

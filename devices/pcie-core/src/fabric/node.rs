@@ -33,6 +33,8 @@ pub(crate) struct Node {
     /// Payload bytes of refused requests that crossed the link above
     /// before they were refused.
     pub(crate) refused_bytes: AtomicU64,
+    /// How many times the link below this port was brought down.
+    pub(crate) link_downs: AtomicU64,
     /// The Interrupt Pin the function declares (read once, it is fixed).
     pub(crate) intx_pin: InterruptPin,
     /// The function asks for its INTx: its Status.Interrupt Status.
@@ -81,6 +83,7 @@ impl Node {
             cell: Mutex::new(f),
             counters: Default::default(),
             refused_bytes: Default::default(),
+            link_downs: Default::default(),
         }
     }
 

@@ -21,6 +21,10 @@
 //! bridge's Memory Space Enable and window and the target's Memory Space
 //! Enable and BAR.
 //!
+//! A port whose link is down (Data Link Layer Link Active clear) passes
+//! nothing either way: requests from below and requests for addresses
+//! below it are Unsupported Requests.
+//!
 //! Completion Redirect needs no behaviour: a read is modelled as one routed
 //! request whose completion retraces its path.
 
@@ -131,6 +135,10 @@ impl Router<'_> {
         if r.index() >= s.state.len() {
             return Self::ur();
         }
+        // A function below a link that is down sends nothing at all.
+        if s.node(r).parent.is_some_and(|p| s.state(p).link_down) {
+            return Self::ur();
+        }
         if !s.state(r).bus_master() {
             return Err(DmaError::BusMasterDisabled);
         }
@@ -142,6 +150,10 @@ impl Router<'_> {
             let Some(p) = s.node(from).parent else {
                 return self.root_complex(from);
             };
+            // Nothing leaves a link that is down.
+            if s.state(p).link_down {
+                return Self::ur();
+            }
             // The switch whose internal bus the request is now on, the node
             // on that bus it came through, and whether ACS forces it upstream.
             let (switch, via, forced) = if s.node(p).kind.is_link_port() {
@@ -303,6 +315,9 @@ impl Router<'_> {
     /// Down from bridge `p`'s secondary bus to the child claiming the address.
     fn children_down(&mut self, p: NodeId) -> Step<Target> {
         let s = self.s;
+        if s.state(p).link_down {
+            return Self::ur();
+        }
         match s
             .children(p)
             .iter()

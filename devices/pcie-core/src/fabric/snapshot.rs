@@ -9,8 +9,8 @@ use super::{Iommu, NodeId, RcP2pPolicy};
 use crate::acs::acs_reg;
 use crate::type1::bridge_reg as br;
 use crate::{
-    cap_id, capabilities, command, config_read_u32, ext_cap_id, ext_capabilities, pcie_reg, reg,
-    AcsBits, AcsFault, BarRegion, Bdf, PciFunction,
+    cap_id, capabilities, command, config_read_u32, ext_cap_id, ext_capabilities, pcie_lnkcap,
+    pcie_lnksta, pcie_reg, reg, AcsBits, AcsFault, BarRegion, Bdf, PciFunction,
 };
 
 /// The tree: changes only when a node is added.
@@ -105,6 +105,13 @@ pub(crate) struct NodeState {
     pub(crate) bars: Vec<BarRegion>,
     pub(crate) acs: Option<AcsState>,
     pub(crate) port: u8,
+    /// A downstream-facing port whose link is down (Link Status' Data Link
+    /// Layer Link Active clear, where the port reports it): nothing below
+    /// answers or sends.
+    pub(crate) link_down: bool,
+    /// The port reports its link state (Data Link Layer Link Active
+    /// Reporting Capable).
+    pub(crate) link_reporting: bool,
 }
 
 impl NodeState {
@@ -147,6 +154,8 @@ impl NodeState {
             bars: Vec::new(),
             acs: None,
             port: 0,
+            link_down: false,
+            link_reporting: false,
         }
     }
 
@@ -161,9 +170,12 @@ impl NodeState {
         if let Some(fault) = f.acs_fault() {
             acs = apply_acs_fault(acs, fault);
         }
-        let port = capabilities(&r32)
-            .find(|c| c.id == cap_id::PCI_EXPRESS)
-            .map_or(0, |c| (r32(c.offset + pcie_reg::LNKCAP) >> 24) as u8);
+        let express = capabilities(&r32).find(|c| c.id == cap_id::PCI_EXPRESS);
+        let lnkcap = express.map_or(0, |c| r32(c.offset + pcie_reg::LNKCAP));
+        let port = (lnkcap >> 24) as u8;
+        let link_reporting = bridge.is_some() && lnkcap & pcie_lnkcap::DLLLA_REPORTING != 0;
+        let link_down = link_reporting
+            && express.is_some_and(|c| r16(c.offset + pcie_reg::LNKSTA) & pcie_lnksta::DLLLA == 0);
         let mut bars = f.bar_regions();
         bars.retain(|b| !b.is_io && b.size != 0);
         NodeState {
@@ -172,6 +184,8 @@ impl NodeState {
             bars,
             acs,
             port,
+            link_down,
+            link_reporting,
         }
     }
 }

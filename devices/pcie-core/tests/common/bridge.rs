@@ -4,8 +4,8 @@
 
 use pcie_core::{
     bridge_reg as br, ext_cap_id, reg, AcsBits, ClassCode, CommonHeader, ConfigEffects,
-    ConfigSpace, HeaderLayout, InterruptPin, PciExpressCapability, PciFunction, PortType,
-    ResetKind, Watch,
+    ConfigSpace, HeaderLayout, InterruptPin, MsiMessage, PciExpressCapability, PciFunction,
+    PortType, ResetKind, Watch,
 };
 
 /// Bits of the egress control vector a test bridge implements.
@@ -17,6 +17,16 @@ pub struct TestBridge {
     port: u8,
     acs: AcsBits,
     space: ConfigSpace,
+    link_up: bool,
+}
+
+/// The interrupt a test bridge raises on every link change: to APIC 2,
+/// vector 0x50 plus its port number.
+pub fn link_msi(port: u8) -> MsiMessage {
+    MsiMessage {
+        addr: 0xfee0_2000,
+        data: 0x50 + u32::from(port),
+    }
 }
 
 impl TestBridge {
@@ -28,6 +38,7 @@ impl TestBridge {
             port,
             acs,
             space: build(port_type, port, acs),
+            link_up: true,
         }
     }
 
@@ -44,6 +55,24 @@ impl TestBridge {
     /// A switch downstream port with every ACS bit.
     pub fn downstream(port: u8) -> Box<Self> {
         Box::new(Self::new(PortType::DownstreamPort, port, AcsBits::ALL))
+    }
+}
+
+impl TestBridge {
+    fn reflect_link(&mut self) {
+        let cap = self
+            .space
+            .capabilities()
+            .find(|c| c.id == pcie_core::cap_id::PCI_EXPRESS)
+            .expect("PCIe capability");
+        let off = cap.offset + pcie_core::pcie_reg::LNKSTA;
+        let v = self.space.u16_at(off) & !pcie_core::pcie_lnksta::DLLLA;
+        let active = if self.link_up && self.port_type.is_downstream_port() {
+            pcie_core::pcie_lnksta::DLLLA
+        } else {
+            0
+        };
+        self.space.set_u16(off, v | active);
     }
 }
 
@@ -110,5 +139,18 @@ impl PciFunction for TestBridge {
 
     fn reset(&mut self, _kind: ResetKind) {
         self.space = build(self.port_type, self.port, self.acs);
+        self.reflect_link();
+    }
+
+    /// Downstream-facing ports: Data Link Layer Link Active follows `up`,
+    /// and every change raises [`link_msi`].
+    fn set_link(&mut self, up: bool) -> Result<Option<MsiMessage>, String> {
+        if !self.port_type.is_downstream_port() {
+            return Err("no link below".into());
+        }
+        let changed = self.link_up != up;
+        self.link_up = up;
+        self.reflect_link();
+        Ok(changed.then(|| link_msi(self.port)))
     }
 }

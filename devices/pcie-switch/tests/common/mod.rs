@@ -28,6 +28,7 @@ pub fn root_port() -> BridgeConfig {
         slot: Some(1),
         acs: Some(FULL_ACS),
         aer: true,
+        hot_plug: false,
     }
 }
 
@@ -44,6 +45,7 @@ pub fn upstream_port() -> BridgeConfig {
         slot: None,
         acs: None,
         aer: true,
+        hot_plug: false,
     }
 }
 
@@ -67,6 +69,7 @@ pub fn downstream_port() -> BridgeConfig {
             egress_vector: 0,
         }),
         aer: true,
+        hot_plug: false,
     }
 }
 
