@@ -27,6 +27,9 @@ struct Want<'a> {
     refused_at_rc: bool,
     /// The picture shows refused traffic (red).
     red: bool,
+    /// The client was pulled and put back between two copies: the second
+    /// copy (to 32 MiB) must land too, and sw1-dp1's link went down once.
+    replug: bool,
 }
 
 const REFUSAL: &str = "do not share an upstream bridge or whitelisted host bridge";
@@ -98,6 +101,22 @@ fn scenario(name: &str, client: &str, want: Want<'_>) {
     } else {
         assert!(dst.iter().all(|&b| b == 0), "nothing landed");
     }
+    if want.replug {
+        let h = section(&out, "hotplug");
+        for l in [
+            "gone=yes",
+            "back=yes",
+            "rc2=0",
+            &format!("copied={PAYLOAD} "),
+        ] {
+            assert!(h.contains(l), "{l} not in\n{h}");
+        }
+        let again = &img[32 << 20..(32 << 20) + PAYLOAD as usize];
+        assert!(
+            src == again,
+            "the copy after the reinsertion has the source's bytes"
+        );
+    }
     // The fabric's column, from the counters.
     let json = std::fs::read_to_string(dir.join(name).join("counters.json")).unwrap();
     for n in want.carry {
@@ -108,6 +127,15 @@ fn scenario(name: &str, client: &str, want: Want<'_>) {
         let (up, down) = link_bytes(&json, n);
         assert!(up < MIB && down < MIB, "{n} {up}/{down}\n{json}");
     }
+    let dp1 = json
+        .lines()
+        .find(|l| l.contains("\"name\": \"sw1-dp1\""))
+        .unwrap();
+    let downs = if want.replug { 1 } else { 0 };
+    assert!(
+        dp1.contains(&format!("\"link\": \"up\", \"link_downs\": {downs}")),
+        "{dp1}"
+    );
     let refused = json.contains("\"at_root_complex\": 0,");
     assert_eq!(!refused, want.refused_at_rc, "{json}");
     // The picture: red where requests were refused, nowhere else.
@@ -131,6 +159,7 @@ fn switch_local_p2p_stays_below_the_switch() {
             quiet: &["sw1", "rp1", "rp2"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -148,6 +177,7 @@ fn whitelisted_host_bridge_p2p_goes_through_the_root_complex() {
             quiet: &["nvme1"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -165,6 +195,7 @@ fn an_unlisted_host_bridge_without_zen_is_refused_by_linux() {
             quiet: &["rp2", "rp1", "nvme0"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -182,6 +213,7 @@ fn a_zen_cpu_lets_linux_use_any_host_bridge() {
             quiet: &["nvme1"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -202,6 +234,7 @@ fn acs_redirect_sends_p2p_up_to_the_root_complex() {
             quiet: &["rp2"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -219,6 +252,7 @@ fn disable_acs_redir_brings_p2p_back_below_the_switch() {
             quiet: &["sw1", "rp1"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -236,6 +270,7 @@ fn redirect_the_kernel_cannot_see(name: &str) {
             quiet: &["rp2"],
             refused_at_rc: false,
             red: false,
+            replug: false,
         },
     );
 }
@@ -263,6 +298,7 @@ fn an_rc_that_refuses_p2p_fails_the_io_with_a_data_transfer_error() {
             quiet: &["nvme0", "rp1"],
             refused_at_rc: true,
             red: true,
+            replug: false,
         },
     );
 }
@@ -286,6 +322,7 @@ fn aer_scenario(name: &str, aer_line: &str) {
             quiet: &["nvme0", "sw1", "rp1"],
             refused_at_rc: false,
             red: true,
+            replug: false,
         },
     );
 }
@@ -298,4 +335,28 @@ fn a_completer_abort_on_the_providers_port_reaches_aer_and_fails_the_io() {
 #[test]
 fn poisoned_p2p_data_reaches_aer_and_fails_the_io() {
     aer_scenario("aer-poisoned", "[12] TLP");
+}
+
+#[test]
+fn a_surprise_link_down_takes_the_client_away_and_back_without_losing_a_write() {
+    scenario(
+        "surprise-link-down",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[
+                "pcieport 0000:02:01.0: pciehp: Slot #4 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
+                "pcieport 0000:02:01.0: pciehp: Slot(4): Link Down",
+                "pcieport 0000:02:01.0: pciehp: Slot(4): Card not present",
+                "pcieport 0000:02:01.0: pciehp: Slot(4): Card present",
+                "pcieport 0000:02:01.0: pciehp: Slot(4): Link Up",
+            ],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            carry: &["nvme1", "sw1-dp1", "sw1-dp0", "nvme0"],
+            quiet: &["sw1", "rp1"],
+            refused_at_rc: false,
+            red: false,
+            replug: true,
+        },
+    );
 }

@@ -5,7 +5,9 @@
 
 use serde_json::Value;
 
-use super::scenario::{Client, FabricExpect, KernelExpect, Scenario, DST_OFFSET, PAYLOAD};
+use super::scenario::{
+    Client, FabricExpect, KernelExpect, Scenario, DST2_OFFSET, DST_OFFSET, PAYLOAD, REPLUG_PORT,
+};
 
 /// A link "carries the payload" with at least this many bytes each way.
 pub const CARRIES: u64 = PAYLOAD;
@@ -135,8 +137,17 @@ pub fn judge(s: &Scenario, o: &Observed<'_>) -> Judgement {
     cpu(s, o.out, &mut j);
     kernel(s, copy, dmesg, o, &mut j);
     data(s, o, &mut j);
+    if s.replug {
+        replug_kernel(o.out, &mut j);
+        replug_data(o, &mut j);
+    }
     match o.counters {
-        Some(c) => fabric(s, c, &mut j),
+        Some(c) => {
+            fabric(s, c, &mut j);
+            if s.replug {
+                replug_fabric(c, &mut j);
+            }
+        }
         None => j.check("fabric", false, "no counters file".into()),
     }
     if s.unseen_by_kernel {
@@ -324,6 +335,92 @@ fn data(s: &Scenario, o: &Observed<'_>, j: &mut Judgement) {
             );
         }
     }
+}
+
+/// The surprise removal as the guest saw it: the controller went away,
+/// came back, and copied through p2pmem again.
+fn replug_kernel(out: &str, j: &mut Judgement) {
+    let Some(h) = section(out, "hotplug") else {
+        j.check(
+            "kernel",
+            false,
+            "no hotplug section in the guest's output".into(),
+        );
+        return;
+    };
+    let line = |key: &str| {
+        h.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or("not printed")
+            .to_string()
+    };
+    let (gone, back) = (line("gone="), line("back="));
+    j.check(
+        "kernel",
+        gone.starts_with("gone=yes"),
+        format!("Linux removes the client when its link goes down ({gone})"),
+    );
+    j.check(
+        "kernel",
+        back.starts_with("back=yes"),
+        format!("Linux finds it again when the link comes up ({back})"),
+    );
+    let rc2 = line("rc2=");
+    let copied = h.contains(&format!("copied={PAYLOAD} "));
+    j.check(
+        "kernel",
+        rc2 == "rc2=0" && copied,
+        format!(
+            "the copy through p2pmem after the reinsertion succeeds ({rc2}; {})",
+            if copied {
+                "all copied"
+            } else {
+                "not all copied"
+            }
+        ),
+    );
+}
+
+/// The bytes the first copy wrote before the link went down (acknowledged
+/// writes) and those of the copy after it came back.
+fn replug_data(o: &Observed<'_>, j: &mut Judgement) {
+    let n = o.pattern.len();
+    let at = DST2_OFFSET as usize;
+    let Some(out) = o.image.and_then(|img| img.get(at..at + n)) else {
+        j.check("data", false, "the backing file is too short".into());
+        return;
+    };
+    let bad = first_difference(out, o.pattern);
+    j.check(
+        "data",
+        bad.is_none(),
+        match bad {
+            None => format!(
+                "the {} copied after the reinsertion are the source's bytes",
+                human(PAYLOAD)
+            ),
+            Some(at) => format!("the second copy differs from the source at byte {at:#x}"),
+        },
+    );
+}
+
+/// The link below the pulled port went down once and is up again.
+fn replug_fabric(c: &Value, j: &mut Judgement) {
+    let l = c["links"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == REPLUG_PORT));
+    let (state, downs) = l.map_or((None, None), |l| {
+        (l["link"].as_str(), l["link_downs"].as_u64())
+    });
+    j.check(
+        "fabric",
+        state == Some("up") && downs == Some(1),
+        format!(
+            "the link below {REPLUG_PORT} went down once and is up again (link {}, brought down {} times)",
+            state.unwrap_or("?"),
+            downs.map_or("?".into(), |d| d.to_string())
+        ),
+    );
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {

@@ -147,6 +147,56 @@ fn evidence(out: &str, counters: Option<&serde_json::Value>, stderr: &str) -> St
     e
 }
 
+/// Runs `cmd` to its end and returns its exit code, stdout and stderr.
+/// Each time the guest prints `P2PVM-CTL <step>` for the next of `steps`
+/// (`COMMAND KEY=VALUE...`), the step is sent to the control socket
+/// `sock`; the reply (or why there is none) is added to stderr. Lines for
+/// any other step are ignored: the guest cannot make the host do what the
+/// scenario did not plan.
+fn drive(
+    mut cmd: Command,
+    sock: &Path,
+    steps: &[String],
+) -> std::io::Result<(Option<i32>, String, String)> {
+    use std::io::{BufRead, Read};
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut err_pipe = child.stderr.take().expect("piped");
+    let errs = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let mut stdout = Vec::new();
+    let mut replies = String::new();
+    let mut next = steps.iter().peekable();
+    let mut r = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = Vec::new();
+    while r.read_until(b'\n', &mut line)? > 0 {
+        let text = String::from_utf8_lossy(&line);
+        let asked = text.trim().strip_prefix("P2PVM-CTL ").map(str::to_owned);
+        stdout.append(&mut line);
+        let Some(step) = asked.filter(|a| next.peek().is_some_and(|s| *s == a)) else {
+            continue;
+        };
+        next.next();
+        let words: Vec<String> = step.split_whitespace().map(String::from).collect();
+        let reply = crate::control::parse_args(&words[1..])
+            .and_then(|args| crate::control::request(sock, &words[0], args));
+        replies += &match reply {
+            Ok(v) => format!("p2pvm test: {step}: {v}\n"),
+            Err(e) => format!("p2pvm test: {step}: error: {e}\n"),
+        };
+    }
+    let status = child.wait()?;
+    let mut stderr = String::from_utf8_lossy(&errs.join().unwrap_or_default()).into_owned();
+    stderr += &replies;
+    Ok((
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+    ))
+}
+
 /// Runs scenario `s` and judges it.
 pub fn run(plan: &Plan, s: &Scenario) -> ScenarioRun {
     let start = Instant::now();
@@ -211,14 +261,20 @@ fn attempt(plan: &Plan, s: &Scenario, dir: &Path) -> Result<(Outcome, String)> {
     if !cmdline.is_empty() {
         cmd.args(["--cmdline", &cmdline]);
     }
+    // A socket path short enough for sun_path, whatever the workdir.
+    let steps = s.host_steps();
+    let sock = std::env::temp_dir().join(format!("p2pvm-{}-{}.sock", std::process::id(), s.name));
+    if !steps.is_empty() {
+        let _ = std::fs::remove_file(&sock);
+        cmd.arg("--control").arg(&sock);
+    }
     cmd.args(["--exec", &s.script()])
         .stdin(Stdio::null())
         .env("RUST_LOG", "warn");
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io(format!("running {}", plan.exe.display()), e))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = drive(cmd, &sock, &steps)
+        .map_err(|e| Error::io(format!("running {}", plan.exe.display()), e));
+    let _ = std::fs::remove_file(&sock);
+    let (code, stdout, stderr) = out?;
     let _ = std::fs::write(
         dir.join("output.txt"),
         format!("{stdout}\n--- stderr ---\n{stderr}"),
@@ -234,7 +290,7 @@ fn attempt(plan: &Plan, s: &Scenario, dir: &Path) -> Result<(Outcome, String)> {
             .find(|l| l.contains("error"))
             .unwrap_or("the guest did not finish");
         return Ok((
-            Outcome::Error(format!("p2pvm run exited {:?}: {last}", out.status.code())),
+            Outcome::Error(format!("p2pvm run exited {code:?}: {last}")),
             ev,
         ));
     }

@@ -23,6 +23,8 @@ pub const PAYLOAD: u64 = 4 << 20;
 pub const CHUNK: u64 = 128 << 10;
 /// Where the copy lands on the client's namespace.
 pub const DST_OFFSET: u64 = 16 << 20;
+/// Where the second copy lands, after a surprise removal and reinsertion.
+pub const DST2_OFFSET: u64 = 32 << 20;
 /// Size of each client namespace's backing file.
 pub const NAMESPACE_SIZE: u64 = 64 << 20;
 
@@ -88,6 +90,8 @@ pub struct Setup {
     /// A TLP fault armed from power-on on peer-to-peer requests through a
     /// node: `(node, "completer-abort" | "poisoned")`.
     pub fault: Option<(&'static str, &'static str)>,
+    /// sw1-dp1's slot is surprise hot-plug capable.
+    pub hot_plug: bool,
 }
 
 /// 8086:2020, on Linux's P2PDMA host bridge whitelist.
@@ -105,6 +109,7 @@ const BASE: Setup = Setup {
     dp1_stuck_on: &[],
     dp1_hidden: false,
     fault: None,
+    hot_plug: false,
 };
 
 /// What the guest kernel should decide.
@@ -171,7 +176,14 @@ pub struct Scenario {
     /// A misconfiguration the kernel cannot see: the fabric did what the
     /// kernel did not expect. Recorded in the report.
     pub unseen_by_kernel: bool,
+    /// After the copy, the host pulls the client out (its link goes down
+    /// through the control socket), puts it back, and the guest copies
+    /// again to [`DST2_OFFSET`] through the new controller.
+    pub replug: bool,
 }
+
+/// The port above the same-switch client, which `replug` scenarios pull.
+pub const REPLUG_PORT: &str = "sw1-dp1";
 
 /// Every scenario, in the order the suite runs them.
 pub fn all() -> Vec<Scenario> {
@@ -186,6 +198,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "rc-whitelisted",
@@ -200,6 +213,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "rc-not-whitelisted",
@@ -215,6 +229,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Refuses,
             fabric: FabricExpect::NoPayload,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "rc-zen",
@@ -231,6 +246,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "acs-redirect",
@@ -246,6 +262,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: true },
             fabric: FabricExpect::UpToRootComplexAndBack,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "acs-redirect-disabled",
@@ -261,6 +278,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "acs-stuck-redirect",
@@ -276,6 +294,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
             unseen_by_kernel: true,
+            replug: false,
         },
         Scenario {
             name: "acs-hidden-redirect",
@@ -292,6 +311,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
             unseen_by_kernel: true,
+            replug: false,
         },
         Scenario {
             name: "rc-lies-whitelisted",
@@ -307,6 +327,7 @@ pub fn all() -> Vec<Scenario> {
             kernel: KernelExpect::FailsWithDataTransferError,
             fabric: FabricExpect::RefusedAtRootComplex,
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "aer-completer-abort",
@@ -325,6 +346,7 @@ pub fn all() -> Vec<Scenario> {
                 counter: "completer_abort",
             },
             unseen_by_kernel: false,
+            replug: false,
         },
         Scenario {
             name: "aer-poisoned",
@@ -343,6 +365,27 @@ pub fn all() -> Vec<Scenario> {
                 counter: "poisoned",
             },
             unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
+            name: "surprise-link-down",
+            title: "the client's link goes down and up (surprise removal, pciehp)",
+            setup: Setup {
+                hot_plug: true,
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_has: &[
+                "{bdf:sw1-dp1}: pciehp: Slot(4): Link Down",
+                "{bdf:sw1-dp1}: pciehp: Slot(4): Card not present",
+                "{bdf:sw1-dp1}: pciehp: Slot(4): Card present",
+                "{bdf:sw1-dp1}: pciehp: Slot(4): Link Up",
+            ],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::BelowSwitch,
+            unseen_by_kernel: false,
+            replug: true,
         },
     ]
 }
@@ -389,9 +432,10 @@ impl Scenario {
              [[root_port]]\nname = \"rp2\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 2 }}\n\n\
              [[switch]]\nname = \"sw1\"\nparent = \"rp1\"\n\
              [[switch.downstream]]\nname = \"sw1-dp0\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 3 }}\n\
-             [[switch.downstream]]\nname = \"sw1-dp1\"\nacs = {{ capability = {full}, control = {}, stuck_on = {}, hidden = {}, egress_vector_size = 3 }}\n\
+             [[switch.downstream]]\nname = \"sw1-dp1\"\nhot_plug = {}\nacs = {{ capability = {full}, control = {}, stuck_on = {}, hidden = {}, egress_vector_size = 3 }}\n\
              [[switch.downstream]]\nname = \"sw1-dp2\"\nacs = {{ capability = {full}, control = [], egress_vector_size = 3 }}\n\n",
             acs_list(s.rp1_control),
+            s.hot_plug,
             acs_list(s.dp1_control),
             acs_list(s.dp1_stuck_on),
             s.dp1_hidden,
@@ -415,10 +459,45 @@ impl Scenario {
         t
     }
 
+    /// What the host does through the control socket when the guest
+    /// prints `P2PVM-CTL <step>`, in this order.
+    pub fn host_steps(&self) -> Vec<String> {
+        if !self.replug {
+            return Vec::new();
+        }
+        ["link-down", "link-up"]
+            .iter()
+            .map(|c| format!("{c} port={REPLUG_PORT}"))
+            .collect()
+    }
+
     /// The guest script: it prints `=== cpu ===` (vendor, family),
-    /// `=== copy ===` (the copy's output and `rc=N`) and `=== dmesg ===`.
+    /// `=== copy ===` (the copy's output and `rc=N`), for `replug`
+    /// `=== hotplug ===` (`gone=`, `back=`, the second copy and `rc2=N`),
+    /// and `=== dmesg ===`.
     pub fn script(&self) -> String {
         let client = self.setup.client.serial();
+        let steps = self.host_steps();
+        let hotplug = match &steps[..] {
+            [down, up] => format!(
+                r#"echo '=== hotplug ==='
+b=$(bdf {client})
+echo "P2PVM-CTL {down}"
+i=0; while [ -e /sys/bus/pci/devices/$b ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+if [ -e /sys/bus/pci/devices/$b ]; then echo "gone=no: $b is still there"; else echo "gone=yes: $b removed after $i polls"; fi
+echo "P2PVM-CTL {up}"
+i=0; while [ "$(dev {client})" = none ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+c=$(dev {client}); while [ ! -b ${{c}}n1 ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
+if [ -b ${{c}}n1 ]; then echo "back=yes: $c at $(bdf {client})"; else echo "back=no"; fi
+p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst2:#x} {chunk:#x} {count} 2>&1
+echo "rc2=$?"
+"#,
+                dst2 = DST2_OFFSET,
+                chunk = CHUNK,
+                count = PAYLOAD / CHUNK,
+            ),
+            _ => String::new(),
+        };
         format!(
             r#"dev() {{ for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${{c##*/}} && return; done; echo none; }}
 bdf() {{ c=$(dev "$1"); basename "$(readlink -f /sys/class/nvme/${{c##*/}}/device)"; }}
@@ -429,7 +508,7 @@ echo '=== copy ==='
 echo "provider=$p client=$c published=$(cat /sys/bus/pci/devices/$p/p2pmem/published 2>/dev/null)"
 p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst:#x} {chunk:#x} {count} 2>&1
 echo "rc=$?"
-echo '=== aer ==='
+{hotplug}echo '=== aer ==='
 for d in /sys/bus/pci/devices/*; do [ -r $d/aer_dev_nonfatal ] || continue; awk -v d=${{d##*/}} '$2 > 0 && $1 != "TOTAL_ERR_NONFATAL" {{ print d, $1 "=" $2 }}' $d/aer_dev_nonfatal; done
 echo '=== dmesg ==='
 dmesg

@@ -265,3 +265,86 @@ fn bdf_placeholders_resolve() {
     // An unterminated placeholder is left as written.
     assert_eq!(resolve("a {bdf:open", &bdf), "a {bdf:open");
 }
+
+#[test]
+fn a_surprise_removal_passes_only_when_the_client_left_came_back_and_kept_every_byte() {
+    let s = scenario("surprise-link-down");
+    let pattern: Vec<u8> = (0..PAYLOAD).map(|i| (i * 7 % 253) as u8).collect();
+    let pciehp = "[    3.2] pcieport 0000:02:01.0: pciehp: Slot(4): Link Down\n\
+                  [    3.2] pcieport 0000:02:01.0: pciehp: Slot(4): Card not present\n\
+                  [    3.7] pcieport 0000:02:01.0: pciehp: Slot(4): Card present\n\
+                  [    3.7] pcieport 0000:02:01.0: pciehp: Slot(4): Link Up";
+    let hotplug = |gone: &str, back: &str, rc2: i32| {
+        format!(
+            "=== hotplug ===\nP2PVM-CTL link-down port=sw1-dp1\n{gone}\nP2PVM-CTL link-up port=sw1-dp1\n{back}\ncopied={PAYLOAD} secs=0.1 mb_per_s=40.0\nrc2={rc2}\n"
+        )
+    };
+    let with = |h: &str| {
+        out("GenuineIntel 6", 0, true, pciehp)
+            .replace("=== dmesg ===", &format!("{h}=== dmesg ==="))
+    };
+    let mut img = image(&pattern, Some(&pattern));
+    img.resize((DST2_OFFSET + PAYLOAD) as usize, 0);
+    let mut img2 = img.clone();
+    img2[DST2_OFFSET as usize..].copy_from_slice(&pattern);
+    let mut c = below_switch();
+    let link = |c: &mut Value, state: &str, downs: u64| {
+        let links = c["links"].as_array_mut().unwrap();
+        links.retain(|l| l["name"] != "sw1-dp1");
+        links.push(serde_json::json!({"name": "sw1-dp1", "up_bytes": 0, "down_bytes": 0, "link": state, "link_downs": downs}));
+    };
+    link(&mut c, "up", 1);
+    let good = with(&hotplug(
+        "gone=yes: 0000:04:00.0 removed after 5 polls",
+        "back=yes: /dev/nvme1 at 0000:04:00.0",
+        0,
+    ));
+    let j = judge_with(&s, &good, &c, &img2, &pattern);
+    assert!(j.passed(), "{:?}", failing(&j));
+
+    // The second copy's bytes are missing: data fails.
+    let j = judge_with(&s, &good, &c, &img, &pattern);
+    assert_eq!(
+        failing(&j),
+        ["the second copy differs from the source at byte 0x1"]
+    );
+    // The controller never went away, or never came back.
+    let stuck = with(&hotplug(
+        "gone=no: 0000:04:00.0 is still there",
+        "back=yes: /dev/nvme1 at 0000:04:00.0",
+        0,
+    ));
+    let j = judge_with(&s, &stuck, &c, &img2, &pattern);
+    assert!(
+        failing(&j)[0].starts_with("Linux removes the client"),
+        "{:?}",
+        failing(&j)
+    );
+    let lost = with(&hotplug(
+        "gone=yes: 0000:04:00.0 removed after 5 polls",
+        "back=no",
+        1,
+    ));
+    assert_eq!(
+        failing(&judge_with(&s, &lost, &c, &img2, &pattern)).len(),
+        2
+    );
+    // pciehp never said so.
+    let quiet = good.replace("Link Down", "Link Dawn");
+    assert_eq!(
+        failing(&judge_with(&s, &quiet, &c, &img2, &pattern)).len(),
+        1
+    );
+    // The link is still down, or never went down.
+    for (state, downs) in [("down", 1), ("up", 0)] {
+        let mut c2 = c.clone();
+        link(&mut c2, state, downs);
+        let f = failing(&judge_with(&s, &good, &c2, &img2, &pattern));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("the link below sw1-dp1"), "{f:?}");
+    }
+    // No hotplug section at all.
+    let none = out("GenuineIntel 6", 0, true, pciehp);
+    assert!(failing(&judge_with(&s, &none, &c, &img2, &pattern))
+        .contains(&"no hotplug section in the guest's output".to_string()));
+}
