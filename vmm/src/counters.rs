@@ -58,8 +58,15 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
         );
     }
     let r = fabric.refused();
+    let iommu = match fabric.iommu_stats() {
+        Some(s) => {
+            let fields: Vec<String> = s.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!(",\n\"iommu\": {{{}}}", fields.join(", "))
+        }
+        None => String::new(),
+    };
     out += &format!(
-        "],\n\"refused\": {{\"bus_master_disabled\": {}, \"unsupported_request\": {}, \"completer_abort\": {}, \"acs_violation\": {}, \"iommu_fault\": {}, \"poisoned\": {}, \"at_root_complex\": {}, \"at_root_complex_bytes\": {}}}}}\n",
+        "],\n\"refused\": {{\"bus_master_disabled\": {}, \"unsupported_request\": {}, \"completer_abort\": {}, \"acs_violation\": {}, \"iommu_fault\": {}, \"poisoned\": {}, \"at_root_complex\": {}, \"at_root_complex_bytes\": {}}}{iommu}}}\n",
         r.bus_master_disabled,
         r.unsupported_request,
         r.completer_abort,

@@ -40,6 +40,9 @@ pub struct VmFabric {
     pub threads: Vec<(NodeId, DeviceThread)>,
     /// Where the devices' doorbell switches find the VM's BAR follower.
     pub bells: FollowerSlot,
+    /// The VT-d unit translating at the root complex, when the topology
+    /// has one.
+    pub iommu: Option<Arc<vtd::Vtd>>,
 }
 
 /// Guest RAM that refuses every access: for validating a topology before
@@ -299,12 +302,19 @@ pub fn build(
             .ok_or_else(|| terr(format!("fault: no node '{}'", f.node.get_ref())))?;
         fabric.inject_fault(f.injected(node));
     }
+    let iommu = topo.iommu.map(|cfg| match cfg.kind {
+        crate::topology::IommuKind::VtD => Arc::new(vtd::Vtd::new(ram.clone())),
+    });
+    if let Some(unit) = &iommu {
+        fabric.set_iommu(Some(unit.clone()));
+    }
     Ok(VmFabric {
         fabric,
         nodes,
         report,
         threads,
         bells,
+        iommu,
     })
 }
 

@@ -50,6 +50,9 @@ pub const ECAM_SIZE: u64 = ECAM_BUSES << 20;
 pub const IOAPIC_START: u64 = 0xFEC0_0000;
 /// Local APIC MMIO base.
 pub const APIC_START: u64 = 0xFEE0_0000;
+/// The VT-d remapping unit's register page (4 KiB), when the topology has
+/// `[iommu] kind = "vt-d"`.
+pub const VTD_START: u64 = 0xFED9_0000;
 /// First address above the 32-bit hole.
 pub const RAM_64BIT_START: u64 = 0x1_0000_0000;
 /// Size of the 64-bit PCI MMIO aperture.
@@ -133,6 +136,7 @@ mod tests {
     // The 32-bit hole: aperture, then ECAM, then the APICs.
     const _: () = assert!(MMIO32_START + MMIO32_SIZE == ECAM_START);
     const _: () = assert!(ECAM_START + ECAM_SIZE <= IOAPIC_START);
+    const _: () = assert!(IOAPIC_START + 0x1000 <= VTD_START && VTD_START + 0x1000 <= APIC_START);
 
     #[test]
     fn aperture_starts_on_a_gib_boundary() {

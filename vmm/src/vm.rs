@@ -93,10 +93,13 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         ram_regions(cfg.memory),
         Arc::new(fabric::GuestMemoryRam(mem.clone())),
     )?;
-    // Interrupt messages reaching the root complex go to KVM's local APICs.
-    built
-        .fabric
-        .set_interrupt_sink(Arc::new(crate::devices::msi::KvmMsi::new(vm.clone())));
+    // Interrupt messages reaching the root complex go to KVM's local APICs,
+    // and so do the VT-d unit's fault and invalidation events.
+    let msi = Arc::new(crate::devices::msi::KvmMsi::new(vm.clone()));
+    built.fabric.set_interrupt_sink(msi.clone());
+    if let Some(unit) = &built.iommu {
+        unit.set_interrupt_sink(msi);
+    }
     for line in built.report.to_string().lines() {
         log::debug!("firmware: {line}");
     }
@@ -114,6 +117,7 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
             cpus: cfg.cpus,
             ram_size: cfg.memory,
             oem_id: *b"P2PVM ",
+            vtd: built.iommu.as_ref().map(|_| crate::layout::VTD_START),
         },
     )?;
     let kernel = boot::load(
@@ -164,6 +168,16 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
         MMIO32_SIZE,
         Arc::new(Aperture::new(config_bus.clone(), MMIO32_START)),
     )?;
+    if let Some(unit) = &built.iommu {
+        // Linux reads CAP and ECAP through early_ioremap: the page answers
+        // from the start.
+        register_mmio(
+            &mut io,
+            crate::layout::VTD_START,
+            vtd::regs::reg::SIZE,
+            Arc::new(crate::devices::VtdMmio(unit.clone())),
+        )?;
+    }
     let (m64, m64_size) = mmio64_aperture(cfg.memory);
     register_mmio(
         &mut io,

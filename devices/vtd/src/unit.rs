@@ -485,6 +485,16 @@ impl Iommu for Vtd {
         self.send(msgs);
         out
     }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        vec![
+            ("lookups", s.lookups),
+            ("iotlb_hits", s.iotlb_hits),
+            ("faults", s.faults),
+            ("descriptors", s.descriptors),
+        ]
+    }
 }
 
 /// A fault reason's number, as FRCD and Linux's message show it.

@@ -7,6 +7,7 @@
 //! RSDP (rev 2) -> XSDT -> FACP (FADT 6.5, hardware-reduced) -> DSDT
 //!                      -> APIC (MADT: LAPICs, IOAPIC, LAPIC NMI)
 //!                      -> MCFG (ECAM, segment 0)
+//!                      -> DMAR (with a VT-d unit: one DRHD, INCLUDE_PCI_ALL)
 //! ```
 //!
 //! The platform is "hardware-reduced" ACPI: no PM1/GPE blocks and no SCI.
@@ -51,6 +52,9 @@ pub struct AcpiConfig {
     pub ram_size: u64,
     /// OEM ID of every table, normally [`DEFAULT_OEM_ID`] (`"P2PVM "`).
     pub oem_id: [u8; 6],
+    /// The register base of a VT-d unit covering every PCI device, which
+    /// a DMAR table then describes.
+    pub vtd: Option<u64>,
 }
 
 /// Writes RSDP, XSDT, FADT, DSDT, MADT and MCFG into `mem` from
@@ -68,7 +72,8 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<GuestAddr
     let dsdt = dsdt::dsdt(cfg);
     let madt = tables::madt(cfg);
     let mcfg = tables::mcfg(cfg);
-    let xsdt_len = tables::xsdt_len(3);
+    let dmar = cfg.vtd.map(|base| tables::dmar(cfg, base));
+    let xsdt_len = tables::xsdt_len(3 + usize::from(dmar.is_some()));
 
     let mut area = Area::new(layout::ACPI_START, layout::ACPI_END);
     let rsdp_addr = area.alloc("RSDP", Rsdp::len())?;
@@ -77,9 +82,15 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<GuestAddr
     let madt_addr = area.alloc("MADT", madt.len())?;
     let mcfg_addr = area.alloc("MCFG", mcfg.len())?;
     let dsdt_addr = area.alloc("DSDT", dsdt.len())?;
+    let dmar_addr = match &dmar {
+        Some(d) => Some(area.alloc("DMAR", d.len())?),
+        None => None,
+    };
 
     let fadt = tables::fadt(cfg, dsdt_addr);
-    let xsdt = tables::xsdt(cfg, &[fadt_addr, madt_addr, mcfg_addr]);
+    let mut pointed = vec![fadt_addr, madt_addr, mcfg_addr];
+    pointed.extend(dmar_addr);
+    let xsdt = tables::xsdt(cfg, &pointed);
     debug_assert_eq!(xsdt.len(), xsdt_len);
     let mut rsdp = Vec::with_capacity(Rsdp::len());
     Rsdp::new(cfg.oem_id, xsdt_addr).to_aml_bytes(&mut rsdp);
@@ -97,6 +108,9 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<GuestAddr
         ("DSDT", dsdt_addr, &dsdt),
     ] {
         write(mem, name, addr, bytes)?;
+    }
+    if let (Some(addr), Some(bytes)) = (dmar_addr, &dmar) {
+        write(mem, "DMAR", addr, bytes)?;
     }
     Ok(GuestAddress(rsdp_addr))
 }

@@ -121,3 +121,21 @@ pub(super) fn mcfg(cfg: &AcpiConfig) -> Vec<u8> {
     sdt.append_slice(&[0; 4]); // reserved
     sdt.as_slice().to_vec()
 }
+
+/// DMAR (VT-d specification 8.1): host address width 48, no interrupt
+/// remapping, and one DRHD with INCLUDE_PCI_ALL for segment 0 whose
+/// register page is at `base`.
+pub(super) fn dmar(cfg: &AcpiConfig, base: u64) -> Vec<u8> {
+    let mut sdt = new_sdt(*b"DMAR", 1, cfg);
+    sdt.append_slice(&[vtd::regs::ADDRESS_WIDTH as u8 - 1]); // host address width - 1
+    sdt.append_slice(&[0]); // flags: no INTR_REMAP, no X2APIC_OPT_OUT
+    sdt.append_slice(&[0; 10]); // reserved
+                                // DRHD: type 0, length 16 (no device scopes), INCLUDE_PCI_ALL, size 0
+                                // (one 4 KiB page), segment 0, register base.
+    sdt.append_slice(&0u16.to_le_bytes());
+    sdt.append_slice(&16u16.to_le_bytes());
+    sdt.append_slice(&[1, 0]);
+    sdt.append_slice(&0u16.to_le_bytes());
+    sdt.append_slice(&base.to_le_bytes());
+    sdt.as_slice().to_vec()
+}

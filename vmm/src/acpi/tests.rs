@@ -14,6 +14,7 @@ fn config(cpus: u8, ram_size: u64) -> AcpiConfig {
         cpus,
         ram_size,
         oem_id: DEFAULT_OEM_ID,
+        vtd: None,
     }
 }
 

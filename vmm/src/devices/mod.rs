@@ -8,6 +8,29 @@ pub mod pci;
 pub mod serial;
 pub mod worker;
 
+/// The VT-d unit's register page on the CPU's MMIO bus.
+pub struct VtdMmio(pub std::sync::Arc<vtd::Vtd>);
+
+impl vm_device::DeviceMmio for VtdMmio {
+    fn mmio_read(
+        &self,
+        _base: vm_device::bus::MmioAddress,
+        offset: vm_device::bus::MmioAddressOffset,
+        data: &mut [u8],
+    ) {
+        self.0.read(offset, data);
+    }
+
+    fn mmio_write(
+        &self,
+        _base: vm_device::bus::MmioAddress,
+        offset: vm_device::bus::MmioAddressOffset,
+        data: &[u8],
+    ) {
+        self.0.write(offset, data);
+    }
+}
+
 /// How the guest asked the VM to end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmExit {

@@ -20,6 +20,9 @@
 //! # clear; hidden = true drops the capability from config space
 //! hot_plug = true             # surprise hot-plug slot (pciehp)
 //!
+//! [iommu]                     # optional: Intel VT-d (ACPI DMAR, one DRHD
+//! kind = "vt-d"               # with INCLUDE_PCI_ALL at 0xFED90000)
+//!
 //! [[fault]]                   # TLP faults, armed from power-on
 //! node = "sw1-dp0"
 //! tlp = "completer-abort"     # or "poisoned"
@@ -83,6 +86,25 @@ pub struct Topology {
     /// Injected TLP faults, armed from power-on.
     #[serde(default)]
     pub fault: Vec<Fault>,
+    /// The IOMMU at the root complex (none when absent).
+    #[serde(default)]
+    pub iommu: Option<IommuConfig>,
+}
+
+/// `[iommu]`: the remapping hardware at the root complex.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IommuConfig {
+    /// Which IOMMU.
+    pub kind: IommuKind,
+}
+
+/// Kinds of IOMMU.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IommuKind {
+    /// Intel VT-d in legacy mode, described by an ACPI DMAR table.
+    VtD,
 }
 
 /// What an injected fault does: `tlp = "completer-abort" | "poisoned"`.

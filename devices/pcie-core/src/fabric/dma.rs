@@ -92,6 +92,12 @@ pub trait Iommu: Send + Sync {
     /// The guest physical address for `addr` from `requester_id`, or `None`
     /// for a fault. A request never crosses a 4 KiB page.
     fn translate(&self, requester_id: u16, addr: u64, len: u64, write: bool) -> Option<u64>;
+
+    /// The IOMMU's own counters, by name (for the `--counters` file);
+    /// none by default.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// A function's only way to memory: routes its requests through the

@@ -302,6 +302,11 @@ impl Fabric {
         self.rebuild_with(Reread::Only(&[]), |_, i| *i = iommu);
     }
 
+    /// The IOMMU's counters, when there is one.
+    pub fn iommu_stats(&self) -> Option<Vec<(&'static str, u64)>> {
+        self.snapshot().iommu.as_ref().map(|i| i.stats())
+    }
+
     /// All nodes, in the order they were added.
     pub fn nodes(&self) -> Vec<NodeId> {
         (0..self.snapshot().topo.nodes.len() as u32)
