@@ -30,6 +30,9 @@ struct Want<'a> {
     /// The client was pulled and put back between two copies: the second
     /// copy (to 32 MiB) must land too, and sw1-dp1's link went down once.
     replug: bool,
+    /// With VT-d: whether the IOMMU translated the payload into nvme0's
+    /// CMB (>= 4 MiB) or none of it.
+    iommu: Option<bool>,
 }
 
 const REFUSAL: &str = "do not share an upstream bridge or whitelisted host bridge";
@@ -136,6 +139,13 @@ fn scenario(name: &str, client: &str, want: Want<'_>) {
         dp1.contains(&format!("\"link\": \"up\", \"link_downs\": {downs}")),
         "{dp1}"
     );
+    if let Some(through) = want.iommu {
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let p2p = doc["iommu"]["p2p_bytes"].as_u64().unwrap();
+        assert_eq!(p2p >= PAYLOAD, through, "translated into the CMB: {p2p}");
+        assert_eq!(p2p == 0, !through, "translated into the CMB: {p2p}");
+        assert!(doc["iommu"]["lookups"].as_u64().unwrap() > 0);
+    }
     let refused = json.contains("\"at_root_complex\": 0,");
     assert_eq!(!refused, want.refused_at_rc, "{json}");
     // The picture: red where requests were refused, nowhere else.
@@ -160,6 +170,7 @@ fn switch_local_p2p_stays_below_the_switch() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -178,6 +189,7 @@ fn whitelisted_host_bridge_p2p_goes_through_the_root_complex() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -196,6 +208,7 @@ fn an_unlisted_host_bridge_without_zen_is_refused_by_linux() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -214,6 +227,7 @@ fn a_zen_cpu_lets_linux_use_any_host_bridge() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -235,6 +249,7 @@ fn acs_redirect_sends_p2p_up_to_the_root_complex() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -253,6 +268,7 @@ fn disable_acs_redir_brings_p2p_back_below_the_switch() {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -271,6 +287,7 @@ fn redirect_the_kernel_cannot_see(name: &str) {
             refused_at_rc: false,
             red: false,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -299,6 +316,7 @@ fn an_rc_that_refuses_p2p_fails_the_io_with_a_data_transfer_error() {
             refused_at_rc: true,
             red: true,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -323,6 +341,7 @@ fn aer_scenario(name: &str, aer_line: &str) {
             refused_at_rc: false,
             red: true,
             replug: false,
+            iommu: None,
         },
     );
 }
@@ -357,6 +376,48 @@ fn a_surprise_link_down_takes_the_client_away_and_back_without_losing_a_write() 
             refused_at_rc: false,
             red: false,
             replug: true,
+            iommu: None,
+        },
+    );
+}
+
+#[test]
+fn with_vtd_linux_redirects_p2p_and_the_iommu_translates_it_into_the_cmb() {
+    scenario(
+        "iommu-p2p",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[REDIRECT, "DMAR: dmar0: Using Queued invalidation"],
+            not_dmesg: &[REFUSAL],
+            carry: &["nvme1", "sw1-dp1", "sw1", "rp1", "sw1-dp0", "nvme0"],
+            quiet: &[],
+            refused_at_rc: false,
+            red: false,
+            replug: false,
+            iommu: Some(true),
+        },
+    );
+}
+
+#[test]
+fn with_vtd_and_disable_acs_redir_p2p_stays_below_the_switch_untranslated() {
+    scenario(
+        "iommu-p2p-disable-acs-redir",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            dmesg: &[
+                "0000:02:01.0: Configured ACS to",
+                "DMAR: dmar0: Using Queued invalidation",
+            ],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            carry: &["nvme1", "sw1-dp1", "sw1-dp0", "nvme0"],
+            quiet: &["sw1", "rp1"],
+            refused_at_rc: false,
+            red: false,
+            replug: false,
+            iommu: Some(false),
         },
     );
 }

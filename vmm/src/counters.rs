@@ -59,7 +59,10 @@ pub fn render(fabric: &Fabric, nodes: &[(String, NodeId)]) -> String {
     }
     let r = fabric.refused();
     let iommu = match fabric.iommu_stats() {
-        Some(s) => {
+        Some(mut s) => {
+            // What the router saw the IOMMU translate into a peer's BAR.
+            let (n, bytes) = fabric.iommu_p2p();
+            s.extend([("p2p_requests", n), ("p2p_bytes", bytes)]);
             let fields: Vec<String> = s.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
             format!(",\n\"iommu\": {{{}}}", fields.join(", "))
         }

@@ -144,6 +144,9 @@ pub fn judge(s: &Scenario, o: &Observed<'_>) -> Judgement {
     match o.counters {
         Some(c) => {
             fabric(s, c, &mut j);
+            if s.setup.iommu {
+                iommu(s, c, &mut j);
+            }
             if s.replug {
                 replug_fabric(c, &mut j);
             }
@@ -401,6 +404,36 @@ fn replug_data(o: &Observed<'_>, j: &mut Judgement) {
             ),
             Some(at) => format!("the second copy differs from the source at byte {at:#x}"),
         },
+    );
+}
+
+/// What the IOMMU translated: the payload into nvme0's CMB when the
+/// kernel maps P2P through the host bridge, none of it when the path is
+/// switch-local (RAM DMA is translated either way).
+fn iommu(s: &Scenario, c: &Value, j: &mut Judgement) {
+    let field = |k: &str| c["iommu"][k].as_u64();
+    let (Some(lookups), Some(p2p)) = (field("lookups"), field("p2p_bytes")) else {
+        j.check("fabric", false, "no IOMMU counters".into());
+        return;
+    };
+    j.check(
+        "fabric",
+        lookups > 0,
+        format!("the IOMMU translated the guest's DMA ({lookups} lookups)"),
+    );
+    let through = matches!(s.fabric, FabricExpect::UpToRootComplexAndBack);
+    j.check(
+        "fabric",
+        if through { p2p >= CARRIES } else { p2p == 0 },
+        format!(
+            "translated into a peer's BAR: {} (want {})",
+            human(p2p),
+            if through {
+                format!(">= {}", human(CARRIES))
+            } else {
+                "none".into()
+            }
+        ),
     );
 }
 

@@ -92,6 +92,9 @@ pub struct Setup {
     pub fault: Option<(&'static str, &'static str)>,
     /// sw1-dp1's slot is surprise hot-plug capable.
     pub hot_plug: bool,
+    /// An Intel VT-d unit translates at the root complex (`[iommu]`);
+    /// Linux then turns ACS on at every port itself.
+    pub iommu: bool,
 }
 
 /// 8086:2020, on Linux's P2PDMA host bridge whitelist.
@@ -110,6 +113,7 @@ const BASE: Setup = Setup {
     dp1_hidden: false,
     fault: None,
     hot_plug: false,
+    iommu: false,
 };
 
 /// What the guest kernel should decide.
@@ -368,6 +372,43 @@ pub fn all() -> Vec<Scenario> {
             replug: false,
         },
         Scenario {
+            name: "iommu-p2p",
+            title: "VT-d on: Linux sets ACS redirect and maps P2P through the IOMMU",
+            setup: Setup {
+                iommu: true,
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_has: &[
+                "DMAR: Host address width 48",
+                "DMAR: dmar0: Using Queued invalidation",
+                "{bdf:nvme1}: Adding to iommu group",
+            ],
+            kernel: KernelExpect::Allows { redirect: true },
+            fabric: FabricExpect::UpToRootComplexAndBack,
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
+            name: "iommu-p2p-disable-acs-redir",
+            title: "VT-d on, pci=disable_acs_redir= on both ports: switch-local, untranslated",
+            setup: Setup {
+                iommu: true,
+                ..BASE
+            },
+            cmdline: "pci=disable_acs_redir={bdf:sw1-dp0};{bdf:sw1-dp1}",
+            aer_has: &[],
+            dmesg_has: &[
+                "DMAR: dmar0: Using Queued invalidation",
+                "{bdf:sw1-dp1}: Configured ACS to 0x",
+            ],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::BelowSwitch,
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
             name: "surprise-link-down",
             title: "the client's link goes down and up (surprise removal, pciehp)",
             setup: Setup {
@@ -440,6 +481,9 @@ impl Scenario {
             acs_list(s.dp1_stuck_on),
             s.dp1_hidden,
         );
+        if s.iommu {
+            t += "[iommu]\nkind = \"vt-d\"\n\n";
+        }
         if let Some((node, tlp)) = s.fault {
             t += &format!("[[fault]]\nnode = \"{node}\"\ntlp = \"{tlp}\"\n\n");
         }

@@ -98,6 +98,21 @@ impl Fabric {
         }
     }
 
+    /// Counts a request the IOMMU translated into a peer's BAR.
+    pub(crate) fn record_iommu_p2p(&self, len: u64) {
+        self.iommu_p2p[0].fetch_add(1, Ordering::Relaxed);
+        self.iommu_p2p[1].fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Requests, and their payload bytes, that the IOMMU translated into a
+    /// peer's BAR (peer-to-peer through the root complex, translated).
+    pub fn iommu_p2p(&self) -> (u64, u64) {
+        (
+            self.iommu_p2p[0].load(Ordering::Relaxed),
+            self.iommu_p2p[1].load(Ordering::Relaxed),
+        )
+    }
+
     /// Payload bytes of refused requests that crossed the link above `id`
     /// before they were refused.
     pub fn refused_bytes(&self, id: NodeId) -> u64 {
@@ -151,7 +166,7 @@ impl Fabric {
                 c.store(0, Ordering::Relaxed);
             }
         }
-        for c in &self.refusals {
+        for c in self.refusals.iter().chain(&self.iommu_p2p) {
             c.store(0, Ordering::Relaxed);
         }
         for node in &self.snapshot().topo.nodes {

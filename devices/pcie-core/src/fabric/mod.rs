@@ -86,6 +86,8 @@ pub struct Fabric {
     trace: Mutex<Option<TraceSink>>,
     /// Refused requests ([`RefusedCounters`]).
     refusals: counters::Refusals,
+    /// Requests and bytes the IOMMU translated into a peer's BAR.
+    iommu_p2p: [AtomicU64; 2],
     /// Armed TLP faults, and whether there are any.
     faults: Mutex<Vec<InjectedFault>>,
     faulting: AtomicBool,
@@ -131,6 +133,7 @@ impl Fabric {
             tracing: AtomicBool::new(false),
             trace: Mutex::new(None),
             refusals: Default::default(),
+            iommu_p2p: Default::default(),
             faults: Mutex::new(Vec::new()),
             faulting: AtomicBool::new(false),
             interrupts: OnceLock::new(),

@@ -47,6 +47,8 @@ struct Router<'a> {
     /// The address being routed (translated by the IOMMU at the root complex).
     addr: u64,
     rid: u16,
+    /// The IOMMU translated the address.
+    translated: bool,
     /// The caller's buffer, emptied before routing: the hops are written in
     /// place, never copied.
     hops: &'a mut Hops,
@@ -84,6 +86,7 @@ impl Fabric {
             req,
             addr: req.addr,
             rid: 0,
+            translated: false,
             hops,
         };
         let outcome = match router.run() {
@@ -97,8 +100,10 @@ impl Fabric {
             }
             o => o,
         };
-        if let Err(e) = outcome {
-            self.record_refusal(snap, router.hops, req, e);
+        match outcome {
+            Err(e) => self.record_refusal(snap, router.hops, req, e),
+            Ok(Target::Bar { .. }) if router.translated => self.record_iommu_p2p(req.len),
+            Ok(_) => {}
         }
         let known = req.requester.index() < snap.state.len();
         if known && self.tracing.load(Ordering::Acquire) {
@@ -260,6 +265,7 @@ impl Router<'_> {
                 self.addr = iommu
                     .translate(self.rid, self.addr, req.len, req.write)
                     .ok_or(DmaError::IommuFault)?;
+                self.translated = true;
             }
         }
         let addr = self.addr;
