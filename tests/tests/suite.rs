@@ -421,3 +421,26 @@ fn with_vtd_and_disable_acs_redir_p2p_stays_below_the_switch_untranslated() {
         },
     );
 }
+
+#[test]
+fn vtd_dropping_the_clients_mappings_into_the_cmb_faults_and_fails_the_io() {
+    scenario(
+        "iommu-drop-p2p",
+        "nvme1",
+        Want {
+            copy_ok: false,
+            dmesg: &[
+                "DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr",
+                "[fault reason 0x05] PTE Write access is not set",
+                "(sct 0x0 / sc 0x4)",
+            ],
+            not_dmesg: &[REFUSAL],
+            carry: &[],
+            quiet: &["nvme0"],
+            refused_at_rc: true,
+            red: true,
+            replug: false,
+            iommu: Some(false),
+        },
+    );
+}

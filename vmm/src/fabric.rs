@@ -302,12 +302,28 @@ pub fn build(
             .ok_or_else(|| terr(format!("fault: no node '{}'", f.node.get_ref())))?;
         fabric.inject_fault(f.injected(node));
     }
-    let iommu = topo.iommu.map(|cfg| match cfg.kind {
-        crate::topology::IommuKind::VtD => Arc::new(vtd::Vtd::new(ram.clone())),
-    });
-    if let Some(unit) = &iommu {
-        fabric.set_iommu(Some(unit.clone()));
-    }
+    let iommu = match &topo.iommu {
+        Some(cfg) => {
+            let unit = match cfg.kind {
+                crate::topology::IommuKind::VtD => {
+                    Arc::new(vtd::Vtd::new(ram.clone(), fabric.ram().to_vec()))
+                }
+            };
+            for f in &cfg.fault {
+                let rid = match &f.device {
+                    Some(d) => Some(node_rid(&fabric, &nodes, d).map_err(terr)?),
+                    None => None,
+                };
+                unit.inject(
+                    f.injection(rid)
+                        .map_err(|m| terr(format!("iommu.fault: {m}")))?,
+                );
+            }
+            fabric.set_iommu(Some(unit.clone()));
+            Some(unit)
+        }
+        None => None,
+    };
     Ok(VmFabric {
         fabric,
         nodes,
@@ -316,6 +332,23 @@ pub fn build(
         bells,
         iommu,
     })
+}
+
+/// The requester ID (BDF) firmware gave node `name`.
+pub fn node_rid(
+    fabric: &Fabric,
+    nodes: &[(String, NodeId)],
+    name: &str,
+) -> std::result::Result<u16, String> {
+    let id = nodes
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| format!("no node '{name}'"))?;
+    fabric
+        .bdf(id)
+        .map(|b| b.requester_id())
+        .ok_or_else(|| format!("'{name}' has no bus number"))
 }
 
 impl VmFabric {

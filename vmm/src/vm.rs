@@ -200,8 +200,7 @@ pub fn run(cfg: VmConfig) -> Result<Outcome> {
     if cfg.control.is_some() || cfg.control_tty.is_some() {
         let follower = bars.clone();
         let control = crate::control::Control::new(
-            built.fabric.clone(),
-            built.nodes.clone(),
+            &built,
             Some(Arc::new(move |m: &[pcie_core::BarMove]| follower.apply(m))),
         );
         if let Some(path) = &cfg.control {

@@ -21,10 +21,12 @@
 pub mod caches;
 mod error;
 pub mod faults;
+pub mod inject;
 pub mod qi;
 pub mod regs;
 mod unit;
 pub mod walk;
 
 pub use error::Error;
+pub use inject::Injection;
 pub use unit::{reason_code, Vtd, VtdStats};

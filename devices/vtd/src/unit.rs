@@ -7,6 +7,7 @@ use pcie_core::{GuestRam, InterruptSink, Iommu};
 
 use crate::caches::Caches;
 use crate::faults::{FaultRecord, Faults};
+use crate::inject::Injection;
 use crate::qi::{self, Descriptor};
 use crate::regs::{self, ccmd, event, fsts, gcmd, iotlb, iqa, reg, FAULT_RECORDS, ICS_IWC};
 use crate::walk::{self, FaultReason};
@@ -49,6 +50,9 @@ struct State {
     faults: Faults,
     caches: Caches,
     stats: VtdStats,
+    injected: Vec<Injection>,
+    /// Guest RAM (start, length): where "peer" mappings are not.
+    ram_ranges: Vec<(u64, u64)>,
 }
 
 /// An Intel VT-d remapping unit in legacy mode (see the crate docs).
@@ -70,13 +74,32 @@ fn msi(addr_lo: u32, addr_hi: u32, data: u32) -> Msi {
 
 impl Vtd {
     /// A unit in its reset state (translation and queued invalidation
-    /// off) that reads its tables from `ram`.
-    pub fn new(ram: Arc<dyn GuestRam>) -> Self {
+    /// off) that reads its tables from `ram`, guest RAM being
+    /// `ram_ranges` (start, length).
+    pub fn new(ram: Arc<dyn GuestRam>, ram_ranges: Vec<(u64, u64)>) -> Self {
         Vtd {
             ram,
             irq: OnceLock::new(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                ram_ranges,
+                ..State::default()
+            }),
         }
+    }
+
+    /// Arms an injected fault (see [`Injection`]).
+    pub fn inject(&self, i: Injection) {
+        self.lock().injected.push(i);
+    }
+
+    /// Disarms every injected fault.
+    pub fn clear_injections(&self) {
+        self.lock().injected.clear();
+    }
+
+    /// The armed injections.
+    pub fn injections(&self) -> Vec<Injection> {
+        self.lock().injected.clone()
     }
 
     /// Where the fault and invalidation events go; set once.
@@ -147,6 +170,35 @@ fn set_hi(r: &mut u64, v: u32) {
 }
 
 impl State {
+    fn injected(&self, f: impl Fn(&Injection) -> bool) -> bool {
+        self.injected.iter().any(f)
+    }
+
+    fn invalidate_contexts(&mut self, s: qi::Scope) {
+        if !self.injected(|i| *i == Injection::IgnoreInvalidations) {
+            self.caches.invalidate_contexts(s);
+        }
+    }
+
+    fn invalidate_pages(&mut self, s: qi::Scope) {
+        if !self.injected(|i| *i == Injection::IgnoreInvalidations) {
+            self.caches.invalidate_pages(s);
+        }
+    }
+
+    /// Takes one of an armed [`Injection::FailDescriptors`]' descriptors.
+    fn fail_descriptor(&mut self) -> bool {
+        for i in &mut self.injected {
+            if let Injection::FailDescriptors { count } = i {
+                if *count > 0 {
+                    *count -= 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn read32(&self, off: u64) -> u32 {
         let lo = |v: u64| v as u32;
         let hi = |v: u64| (v >> 32) as u32;
@@ -212,12 +264,18 @@ impl State {
                 self.context_command();
             }
             reg::FSTS => {
+                let iqe = self.faults.status & fsts::IQE != 0;
                 self.faults.status &= !(v & fsts::W1C);
                 self.fault_serviced();
+                // The queue stalled on IQE resumes from IQH.
+                if iqe && v & fsts::IQE != 0 {
+                    self.run_queue(ram, msgs);
+                }
             }
             reg::FECTL => {
                 self.fectl = (self.fectl & event::IP) | (v & event::IM);
-                if self.fectl & (event::IM | event::IP) == event::IP {
+                let masked = self.injected(|i| *i == Injection::MaskFaultEvent);
+                if self.fectl & (event::IM | event::IP) == event::IP && !masked {
                     self.fectl &= !event::IP;
                     msgs.push(msi(self.fe[1], self.fe[2], self.fe[0]));
                 }
@@ -297,7 +355,7 @@ impl State {
         };
         let caig = match scope {
             Some(s) => {
-                self.caches.invalidate_contexts(s);
+                self.invalidate_contexts(s);
                 (self.ccmd >> ccmd::CIRG_SHIFT) & 3
             }
             None => 0,
@@ -324,7 +382,7 @@ impl State {
         };
         let iaig = match scope {
             Some(s) => {
-                self.caches.invalidate_pages(s);
+                self.invalidate_pages(s);
                 (self.iotlb >> iotlb::IIRG_SHIFT) & 3
             }
             None => 0,
@@ -355,14 +413,15 @@ impl State {
             }
             let lo = u64::from_le_bytes(d[..8].try_into().expect("8"));
             let hi = u64::from_le_bytes(d[8..].try_into().expect("8"));
-            let Ok(desc) = qi::parse(lo, hi, regs::cap::MAMV as u8) else {
+            let parsed = qi::parse(lo, hi, regs::cap::MAMV as u8);
+            let Some(desc) = parsed.ok().filter(|_| !self.fail_descriptor()) else {
                 self.queue_error(msgs);
                 return;
             };
             self.stats.descriptors += 1;
             match desc {
-                Descriptor::Context(s) => self.caches.invalidate_contexts(s),
-                Descriptor::Iotlb(s) => self.caches.invalidate_pages(s),
+                Descriptor::Context(s) => self.invalidate_contexts(s),
+                Descriptor::Iotlb(s) => self.invalidate_pages(s),
                 Descriptor::Wait {
                     status,
                     interrupt,
@@ -401,7 +460,7 @@ impl State {
         if self.fectl & event::IP != 0 {
             return;
         }
-        if self.fectl & event::IM != 0 {
+        if self.fectl & event::IM != 0 || self.injected(|i| *i == Injection::MaskFaultEvent) {
             self.fectl |= event::IP;
         } else {
             msgs.push(msi(self.fe[1], self.fe[2], self.fe[0]));
@@ -417,7 +476,17 @@ impl State {
 
     fn fault(&mut self, f: FaultRecord, record: bool, msgs: &mut Vec<Msi>) {
         self.stats.faults += 1;
-        if record && self.faults.record(f) {
+        if !record {
+            return;
+        }
+        let new = if self.injected(|i| *i == Injection::OverflowRecords) {
+            let new = self.faults.status & fsts::PFO == 0;
+            self.faults.status |= fsts::PFO;
+            new
+        } else {
+            self.faults.record(f)
+        };
+        if new {
             self.fault_event(msgs);
         }
     }
@@ -440,7 +509,11 @@ impl State {
             reason,
             read: !write,
         };
-        let ctx = match self.caches.context(rid) {
+        if self.injected(|i| *i == Injection::ContextNotPresent { rid }) {
+            self.fault(fault(FaultReason::ContextNotPresent), true, msgs);
+            return None;
+        }
+        let mut ctx = match self.caches.context(rid) {
             Some(c) => c,
             None => match walk::context(ram, self.root, rid) {
                 Ok(c) => {
@@ -453,24 +526,60 @@ impl State {
                 }
             },
         };
+        for i in &self.injected {
+            match *i {
+                Injection::ForceType {
+                    rid: r,
+                    pass_through,
+                } if r == rid => {
+                    ctx.pass_through = pass_through;
+                }
+                Injection::WrongDomain { rid: r, domain } if r == rid => ctx.domain = domain,
+                _ => {}
+            }
+        }
         if ctx.pass_through {
             return Some(iova);
         }
         let allowed = |p: &walk::Page| if write { p.write } else { p.read };
-        if let Some(p) = self.caches.page(ctx.domain, iova).filter(allowed) {
-            self.stats.iotlb_hits += 1;
-            return Some(p.addr | (iova & 0xfff));
-        }
-        match walk::walk(ram, ctx.table, iova, write) {
-            Ok(p) => {
-                self.caches.put_page(ctx.domain, iova, p);
-                Some(p.addr | (iova & 0xfff))
+        let page = match self.caches.page(ctx.domain, iova).filter(allowed) {
+            Some(p) => {
+                self.stats.iotlb_hits += 1;
+                p
             }
-            Err(reason) => {
-                self.fault(fault(reason), !ctx.fpd, msgs);
-                None
-            }
+            None => match walk::walk(ram, ctx.table, iova, write) {
+                Ok(p) => {
+                    self.caches.put_page(ctx.domain, iova, p);
+                    p
+                }
+                Err(reason) => {
+                    self.fault(fault(reason), !ctx.fpd, msgs);
+                    return None;
+                }
+            },
+        };
+        if self.dropped(rid, page.addr) {
+            let reason = if write {
+                FaultReason::NoWrite
+            } else {
+                FaultReason::NoRead
+            };
+            self.fault(fault(reason), !ctx.fpd, msgs);
+            return None;
         }
+        Some(page.addr | (iova & 0xfff))
+    }
+
+    /// An armed [`Injection::DropMappings`] covers `rid`'s page at `addr`.
+    fn dropped(&self, rid: u16, addr: u64) -> bool {
+        let in_ram = self
+            .ram_ranges
+            .iter()
+            .any(|&(s, l)| addr >= s && addr - s < l);
+        self.injected(|i| {
+            matches!(*i, Injection::DropMappings { rid: r, peer_only }
+                if r.is_none_or(|r| r == rid) && !(peer_only && in_ram))
+        })
     }
 }
 

@@ -64,7 +64,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..200),
     ) {
         let ram = Arc::new(VecRam(Mutex::new(mem)));
-        let unit = Vtd::new(ram);
+        let unit = Vtd::new(ram, vec![(0, 32 << 10)]);
         unit.set_interrupt_sink(Arc::new(Apic::default()));
         for o in ops {
             match o {

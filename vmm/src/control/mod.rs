@@ -36,6 +36,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("inject-error", "an error message from \"node\" to its root port: \"severity\" = \"correctable\" | \"nonfatal\" | \"fatal\""),
     ("inject-tlp-fault", "requests crossing \"node\" get \"tlp\" = \"completer-abort\" | \"poisoned\"; \"p2p_only\" (default true), \"count\" (default all); logged in the node's AER"),
     ("clear-tlp-faults", "disarm every TLP fault"),
+    ("iommu-fault", "VT-d misbehaves: \"what\" = drop-mappings | context-not-present | pass-through | translate | wrong-domain | ignore-invalidations | mask-fault-event | fail-descriptors | overflow-records; \"device\", \"peer_only\", \"domain\", \"count\""),
+    ("iommu-clear-faults", "heal the IOMMU"),
     ("link-down", "surprise removal below \"port\" (a root or downstream port): its link goes down, what is below is reset and answers nothing"),
     ("link-up", "the link below \"port\" comes back up: what is below reappears, in its power-on state"),
 ];
@@ -50,6 +52,7 @@ pub struct Control {
     nodes: Vec<(String, NodeId)>,
     trace: Mutex<Option<PathBuf>>,
     moves: Option<MoveSink>,
+    iommu: Option<Arc<vtd::Vtd>>,
 }
 
 /// A command's failure: a QMP-style class and a description.
@@ -78,18 +81,15 @@ pub fn error_reply(class: &str, desc: &str, id: Option<&Value>) -> String {
 }
 
 impl Control {
-    /// Commands over `fabric`, whose nodes are `nodes` (name, id); BARs
-    /// that a command moves are handed to `moves`.
-    pub fn new(
-        fabric: Arc<Fabric>,
-        nodes: Vec<(String, NodeId)>,
-        moves: Option<MoveSink>,
-    ) -> Arc<Self> {
+    /// Commands over `built`'s fabric, nodes and IOMMU; BARs that a
+    /// command moves are handed to `moves`.
+    pub fn new(built: &crate::fabric::VmFabric, moves: Option<MoveSink>) -> Arc<Self> {
         Arc::new(Control {
-            fabric,
-            nodes,
+            fabric: built.fabric.clone(),
+            nodes: built.nodes.clone(),
             trace: Mutex::new(None),
             moves,
+            iommu: built.iommu.clone(),
         })
     }
 
@@ -269,6 +269,25 @@ impl Control {
             "clear-tlp-faults" => {
                 f.clear_faults();
                 Ok(json!({}))
+            }
+            "iommu-fault" | "iommu-clear-faults" => {
+                let unit = self
+                    .iommu
+                    .as_ref()
+                    .ok_or_else(|| generic("the topology has no [iommu]"))?;
+                if name == "iommu-clear-faults" {
+                    unit.clear_injections();
+                    return Ok(json!({}));
+                }
+                let fault: crate::topology::IommuFault =
+                    serde_json::from_value(Value::Object(args.clone()))
+                        .map_err(|e| generic(format!("iommu-fault: {e}")))?;
+                let rid = match &fault.device {
+                    Some(d) => Some(crate::fabric::node_rid(f, &self.nodes, d).map_err(generic)?),
+                    None => None,
+                };
+                unit.inject(fault.injection(rid).map_err(generic)?);
+                Ok(json!({"armed": unit.injections().len()}))
             }
             "link-down" | "link-up" => {
                 let id = self.node(args, "port")?;

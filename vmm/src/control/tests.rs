@@ -9,7 +9,7 @@ use super::*;
 fn control() -> Arc<Control> {
     let t = crate::topology::Topology::load(None).unwrap();
     let built = crate::run::dry_build(&t, 512 << 20).unwrap();
-    Control::new(built.fabric.clone(), built.nodes.clone(), None)
+    Control::new(&built, None)
 }
 
 fn reply(c: &Control, line: &str) -> Value {
@@ -279,8 +279,7 @@ fn link_down_and_up_take_what_is_below_away_and_bring_it_back() {
     let moved = Arc::new(Mutex::new(Vec::new()));
     let sink = moved.clone();
     let c = Control::new(
-        built.fabric.clone(),
-        built.nodes.clone(),
+        &built,
         Some(Arc::new(move |m: &[BarMove]| {
             sink.lock().unwrap().extend_from_slice(m)
         })),
@@ -352,4 +351,63 @@ fn link_down_and_up_take_what_is_below_away_and_bring_it_back() {
         assert_eq!(r["error"]["class"], "GenericError", "{r}");
         assert!(r["error"]["desc"].as_str().unwrap().contains(needle), "{r}");
     }
+}
+
+#[test]
+fn iommu_faults_arm_on_a_vtd_fabric_and_are_refused_without_one() {
+    let r = reply(
+        &control(),
+        r#"{"execute": "iommu-fault", "arguments": {"what": "mask-fault-event"}}"#,
+    );
+    assert_eq!(r["error"]["desc"], "the topology has no [iommu]");
+    let mut t = crate::topology::Topology::load(None).unwrap();
+    t.iommu = Some(crate::topology::IommuConfig {
+        kind: crate::topology::IommuKind::VtD,
+        fault: Vec::new(),
+    });
+    let built = crate::run::dry_build(&t, 512 << 20).unwrap();
+    let c = Control::new(&built, None);
+    let r = reply(
+        &c,
+        r#"{"execute": "iommu-fault", "arguments": {"what": "drop-mappings", "device": "nvme1", "peer_only": true}}"#,
+    );
+    assert_eq!(r["return"]["armed"], 1, "{r}");
+    let unit = built.iommu.as_ref().unwrap();
+    let rid = built
+        .fabric
+        .bdf(built.nodes.iter().find(|(n, _)| n == "nvme1").unwrap().1)
+        .unwrap()
+        .requester_id();
+    assert_eq!(
+        unit.injections(),
+        [vtd::Injection::DropMappings {
+            rid: Some(rid),
+            peer_only: true
+        }]
+    );
+    for (args, needle) in [
+        (r#"{"what": "context-not-present"}"#, "needs a \"device\""),
+        (
+            r#"{"what": "wrong-domain", "device": "nvme0"}"#,
+            "needs a \"domain\"",
+        ),
+        (r#"{"what": "eat-the-cpu"}"#, "unknown variant"),
+        (
+            r#"{"what": "pass-through", "device": "nope"}"#,
+            "no node 'nope'",
+        ),
+        (
+            r#"{"what": "pass-through", "device": "nvme0", "colour": 1}"#,
+            "unknown field",
+        ),
+    ] {
+        let r = reply(
+            &c,
+            &format!(r#"{{"execute": "iommu-fault", "arguments": {args}}}"#),
+        );
+        let desc = r["error"]["desc"].as_str().unwrap_or_default();
+        assert!(desc.contains(needle), "{args}: {r}");
+    }
+    reply(&c, r#"{"execute": "iommu-clear-faults"}"#);
+    assert!(unit.injections().is_empty());
 }

@@ -421,6 +421,15 @@ fn iommu(s: &Scenario, c: &Value, j: &mut Judgement) {
         lookups > 0,
         format!("the IOMMU translated the guest's DMA ({lookups} lookups)"),
     );
+    if matches!(s.fabric, FabricExpect::Faulted { .. }) {
+        // Refused before it was translated into the CMB.
+        j.check(
+            "fabric",
+            p2p == 0,
+            format!("nothing translated into a peer's BAR ({})", human(p2p)),
+        );
+        return;
+    }
     let through = matches!(s.fabric, FabricExpect::UpToRootComplexAndBack);
     j.check(
         "fabric",
@@ -495,7 +504,10 @@ fn fabric(s: &Scenario, c: &Value, j: &mut Judgement) {
     let client = s.setup.client.name();
     let at_rc = refused(c, "at_root_complex");
     let (ca, poisoned) = (refused(c, "completer_abort"), refused(c, "poisoned"));
-    j.fabric_saw = if ca > 0 {
+    let iommu_faults = refused(c, "iommu_fault");
+    j.fabric_saw = if iommu_faults > 0 {
+        format!("IOMMU faults at the root complex ({iommu_faults} requests)")
+    } else if ca > 0 {
         format!("aborted on the way ({ca} requests)")
     } else if poisoned > 0 {
         format!("poisoned on the way ({poisoned} requests)")

@@ -28,6 +28,9 @@ pub fn fabric_want(f: FabricExpect) -> &'static str {
         FabricExpect::Faulted {
             counter: "poisoned",
         } => "poisoned on the way",
+        FabricExpect::Faulted {
+            counter: "iommu_fault",
+        } => "IOMMU faults at the root complex",
         FabricExpect::Faulted { .. } => "aborted on the way",
     }
 }

@@ -95,6 +95,8 @@ pub struct Setup {
     /// An Intel VT-d unit translates at the root complex (`[iommu]`);
     /// Linux then turns ACS on at every port itself.
     pub iommu: bool,
+    /// An `[[iommu.fault]]` armed from power-on: the table's body.
+    pub iommu_fault: Option<&'static str>,
 }
 
 /// 8086:2020, on Linux's P2PDMA host bridge whitelist.
@@ -114,6 +116,7 @@ const BASE: Setup = Setup {
     fault: None,
     hot_plug: false,
     iommu: false,
+    iommu_fault: None,
 };
 
 /// What the guest kernel should decide.
@@ -409,6 +412,27 @@ pub fn all() -> Vec<Scenario> {
             replug: false,
         },
         Scenario {
+            name: "iommu-drop-p2p",
+            title: "VT-d drops the client's mappings into the CMB: DMAR faults, the I/O fails",
+            setup: Setup {
+                iommu: true,
+                iommu_fault: Some("what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true"),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_has: &[
+                "DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr",
+                "[fault reason 0x05] PTE Write access is not set",
+            ],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::Faulted {
+                counter: "iommu_fault",
+            },
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
             name: "surprise-link-down",
             title: "the client's link goes down and up (surprise removal, pciehp)",
             setup: Setup {
@@ -483,6 +507,9 @@ impl Scenario {
         );
         if s.iommu {
             t += "[iommu]\nkind = \"vt-d\"\n\n";
+        }
+        if let Some(f) = s.iommu_fault {
+            t += &format!("[[iommu.fault]]\n{f}\n\n");
         }
         if let Some((node, tlp)) = s.fault {
             t += &format!("[[fault]]\nnode = \"{node}\"\ntlp = \"{tlp}\"\n\n");

@@ -22,6 +22,10 @@
 //!
 //! [iommu]                     # optional: Intel VT-d (ACPI DMAR, one DRHD
 //! kind = "vt-d"               # with INCLUDE_PCI_ALL at 0xFED90000)
+//! [[iommu.fault]]             # injected, armed from power-on (docs/CONTROL.md)
+//! what = "drop-mappings"      # context-not-present, pass-through, translate,
+//! device = "nvme1"            # wrong-domain, ignore-invalidations,
+//! peer_only = true            # mask-fault-event, fail-descriptors, overflow-records
 //!
 //! [[fault]]                   # TLP faults, armed from power-on
 //! node = "sw1-dp0"
@@ -46,6 +50,7 @@
 //! downstream ports at device 0, 1, … on its internal bus; every endpoint
 //! and switch at device 0 below its port.
 
+mod iommu;
 mod nvme;
 mod print;
 pub mod svg;
@@ -58,6 +63,7 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+pub use iommu::{IommuConfig, IommuFault, IommuFaultKind, IommuKind};
 pub use nvme::{device_memory, nvme_config};
 pub use print::render;
 pub use validate::{Layout, Placed, PlacedKind};
@@ -89,22 +95,6 @@ pub struct Topology {
     /// The IOMMU at the root complex (none when absent).
     #[serde(default)]
     pub iommu: Option<IommuConfig>,
-}
-
-/// `[iommu]`: the remapping hardware at the root complex.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IommuConfig {
-    /// Which IOMMU.
-    pub kind: IommuKind,
-}
-
-/// Kinds of IOMMU.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum IommuKind {
-    /// Intel VT-d in legacy mode, described by an ACPI DMAR table.
-    VtD,
 }
 
 /// What an injected fault does: `tlp = "completer-abort" | "poisoned"`.

@@ -53,7 +53,7 @@ fuzz_target!(|input: Input| {
             assert!(order <= 9 && (addr >> 12) % (1 << order) == 0);
         }
     }
-    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))));
+    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))), vec![(0, 32 << 10)]);
     let qs = u64::from(input.qs & 7);
     unit.write(reg::IQA, &qs.to_le_bytes());
     unit.write(reg::GCMD, &gcmd::QIE.to_le_bytes());

@@ -56,7 +56,7 @@ struct Input {
 fuzz_target!(|input: Input| {
     let mut mem = input.mem;
     mem.resize(64 << 10, 0);
-    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))));
+    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))), vec![(0, 32 << 10)]);
     unit.set_interrupt_sink(Arc::new(Sink));
     for op in input.ops.into_iter().take(512) {
         match op {

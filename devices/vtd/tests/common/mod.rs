@@ -81,7 +81,7 @@ impl Rig {
     /// registers programmed, unmasked.
     pub fn new() -> Self {
         let ram = Arc::new(VecRam(Mutex::new(vec![0; RAM])));
-        let unit = Vtd::new(ram.clone());
+        let unit = Vtd::new(ram.clone(), vec![(0, RAM as u64)]);
         let apic = Arc::new(Apic::default());
         assert!(unit.set_interrupt_sink(apic.clone()));
         let r = Rig {
