@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Rig, FE_ADDR, FE_DATA, RAM};
+use common::{Rig, FE_ADDR, FE_DATA};
 use pcie_core::Iommu;
 use vtd::regs::{event, fsts, reg};
 use vtd::Injection;
@@ -46,7 +46,6 @@ fn dropped_mappings_fault_as_not_present_for_their_requester() {
     assert_eq!(r.unit.translate(B, 0x5000, 4, false), Some(0x5000));
     r.unit.clear_injections();
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x80_0000));
-    assert!(RAM > 0x80_0000);
 }
 
 #[test]
