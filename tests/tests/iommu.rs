@@ -149,3 +149,83 @@ fn ports_without_acs_share_a_group_with_their_endpoints() {
     }
     assert!(section(&out, "fio").contains("fio exit 0"), "{out}");
 }
+
+/// Runs the VT-d guest with a control socket; when the guest prints
+/// `ARM`, sends `request` to the socket. Returns (exit code, stdout,
+/// stderr, the reply).
+fn with_control(script: &str, request: &str) -> (i32, String, String, String) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::process::{Command, Stdio};
+    let sock = std::env::temp_dir().join(format!("p2pvm-vtd-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let mut child = Command::new(common::p2pvm_bin())
+        .args(["run", "--timeout", common::GUEST_TIMEOUT, "--topology"])
+        .arg(topo())
+        .arg("--control")
+        .arg(&sock)
+        .args(["--exec", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let mut out = String::new();
+    let mut reply = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.trim() == "ARM" && reply.is_empty() {
+            let s = UnixStream::connect(&sock).expect("control socket");
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            let mut greeting = String::new();
+            r.read_line(&mut greeting).unwrap();
+            writeln!(w, "{request}").unwrap();
+            r.read_line(&mut reply).unwrap();
+        }
+        out += &line;
+        out += "\n";
+    }
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    let _ = std::fs::remove_file(&sock);
+    let stderr = errs.join().unwrap();
+    eprintln!("--- stdout ---\n{out}\n--- stderr ---\n{stderr}\n--- reply ---\n{reply}");
+    (code, out, stderr, reply)
+}
+
+#[test]
+fn a_failed_invalidation_descriptor_is_reported_and_linux_recovers() {
+    // The guest writes and verifies through translated DMA before and
+    // after the host makes the next invalidation descriptor fail.
+    let script = r#"dev() { for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${c##*/} && return; done; echo none; }
+n1=$(dev P2PVM-NVME1)
+echo ARM
+sleep 3
+fio --name=v --filename=${n1}n1 --size=8m --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --output-format=terse >/dev/null
+echo "fio exit $?"
+echo '=== dmesg ==='
+dmesg"#;
+    let (code, out, _, reply) = with_control(
+        script,
+        r#"{"execute": "iommu-fault", "arguments": {"what": "fail-descriptors", "count": 1}}"#,
+    );
+    assert_eq!(code, 0);
+    assert!(reply.contains("\"armed\":1"), "{reply}");
+    let dmesg = section(&out, "dmesg");
+    if let Err(report) = p2pvm::dmesg::check(dmesg) {
+        panic!("{report}");
+    }
+    for l in [
+        "DMAR: VT-d detected Invalidation Queue Error: Reason 0",
+        "DMAR: Invalidation Queue Error (IQE) cleared",
+    ] {
+        assert!(dmesg.contains(l), "{l} not in\n{dmesg}");
+    }
+    assert!(out.contains("fio exit 0"), "{out}");
+}
