@@ -444,3 +444,44 @@ fn vtd_dropping_the_clients_mappings_into_the_cmb_faults_and_fails_the_io() {
         },
     );
 }
+
+#[test]
+fn a_masked_vtd_fault_event_fails_the_io_without_a_dmar_line() {
+    scenario(
+        "iommu-masked-fault",
+        "nvme1",
+        Want {
+            copy_ok: false,
+            dmesg: &["(sct 0x0 / sc 0x4)"],
+            not_dmesg: &[REFUSAL, "DMAR: [DMA", "DMAR: DRHD: handling fault"],
+            carry: &[],
+            quiet: &["nvme0"],
+            refused_at_rc: true,
+            red: true,
+            replug: false,
+            iommu: Some(false),
+        },
+    );
+}
+
+#[test]
+fn overflowing_vtd_fault_records_show_as_an_overflow_without_records() {
+    scenario(
+        "iommu-overflowed-faults",
+        "nvme1",
+        Want {
+            copy_ok: false,
+            dmesg: &[
+                "DMAR: DRHD: handling fault status reg 1",
+                "(sct 0x0 / sc 0x4)",
+            ],
+            not_dmesg: &[REFUSAL, "DMAR: [DMA"],
+            carry: &[],
+            quiet: &["nvme0"],
+            refused_at_rc: true,
+            red: true,
+            replug: false,
+            iommu: Some(false),
+        },
+    );
+}

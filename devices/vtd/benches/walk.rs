@@ -28,7 +28,10 @@ impl GuestRam for Ram {
     }
     fn write(&self, addr: u64, buf: &[u8]) -> bool {
         let mut m = self.0.lock().unwrap();
-        let Some(s) = m.get_mut(addr as usize..).and_then(|t| t.get_mut(..buf.len())) else {
+        let Some(s) = m
+            .get_mut(addr as usize..)
+            .and_then(|t| t.get_mut(..buf.len()))
+        else {
             return false;
         };
         s.copy_from_slice(buf);
@@ -140,7 +143,10 @@ fn main() {
         println!("{k:<28} {v:>10.1}");
     }
     if let Ok(path) = std::env::var("P2PVM_BENCH_OUT") {
-        let body: Vec<String> = rows.iter().map(|(k, v)| format!("  \"{k}\": {v:.1}")).collect();
+        let body: Vec<String> = rows
+            .iter()
+            .map(|(k, v)| format!("  \"{k}\": {v:.1}"))
+            .collect();
         std::fs::write(path, format!("{{\n{}\n}}\n", body.join(",\n"))).unwrap();
     }
 }

@@ -15,6 +15,15 @@ pub enum Injection {
         /// Only mappings into a peer's BAR.
         peer_only: bool,
     },
+    /// Translations for `rid` (every requester when `None`) land one page
+    /// past where the tables say (a corrupted mapping); with `peer_only`,
+    /// only those into a peer's BAR.
+    PoisonMappings {
+        /// The requester, or all.
+        rid: Option<u16>,
+        /// Only mappings into a peer's BAR.
+        peer_only: bool,
+    },
     /// `rid`'s context entry reads as not present (reason 2).
     ContextNotPresent {
         /// The requester.

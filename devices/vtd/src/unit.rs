@@ -558,7 +558,7 @@ impl State {
                 }
             },
         };
-        if self.dropped(rid, page.addr) {
+        if self.covered(rid, page.addr, true) {
             let reason = if write {
                 FaultReason::NoWrite
             } else {
@@ -567,18 +567,28 @@ impl State {
             self.fault(fault(reason), !ctx.fpd, msgs);
             return None;
         }
-        Some(page.addr | (iova & 0xfff))
+        let poisoned = if self.covered(rid, page.addr, false) {
+            4096
+        } else {
+            0
+        };
+        Some((page.addr + poisoned) | (iova & 0xfff))
     }
 
-    /// An armed [`Injection::DropMappings`] covers `rid`'s page at `addr`.
-    fn dropped(&self, rid: u16, addr: u64) -> bool {
+    /// An armed [`Injection::DropMappings`] (`drop`) or
+    /// [`Injection::PoisonMappings`] covers `rid`'s page at `addr`.
+    fn covered(&self, rid: u16, addr: u64, drop: bool) -> bool {
         let in_ram = self
             .ram_ranges
             .iter()
             .any(|&(s, l)| addr >= s && addr - s < l);
         self.injected(|i| {
-            matches!(*i, Injection::DropMappings { rid: r, peer_only }
-                if r.is_none_or(|r| r == rid) && !(peer_only && in_ram))
+            let (r, peer_only) = match *i {
+                Injection::DropMappings { rid, peer_only } if drop => (rid, peer_only),
+                Injection::PoisonMappings { rid, peer_only } if !drop => (rid, peer_only),
+                _ => return false,
+            };
+            r.is_none_or(|r| r == rid) && !(peer_only && in_ram)
         })
     }
 }

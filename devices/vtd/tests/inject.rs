@@ -49,6 +49,33 @@ fn dropped_mappings_fault_as_not_present_for_their_requester() {
 }
 
 #[test]
+fn poisoned_mappings_land_one_page_off() {
+    let (r, _) = rig();
+    r.unit.inject(Injection::PoisonMappings {
+        rid: Some(A),
+        peer_only: false,
+    });
+    assert_eq!(r.unit.translate(A, 0x1010, 4, true), Some(0x80_1010));
+    assert_eq!(
+        r.unit.translate(B, 0x1010, 4, true),
+        Some(0x1010),
+        "B passes through"
+    );
+    assert_eq!(r.r32(reg::FSTS), 0, "no fault: the kernel cannot see it");
+    r.unit.clear_injections();
+    r.unit.inject(Injection::PoisonMappings {
+        rid: None,
+        peer_only: true,
+    });
+    assert_eq!(
+        r.unit.translate(A, 0x1010, 4, true),
+        Some(0x80_0010),
+        "RAM: untouched"
+    );
+    assert_eq!(r.unit.translate(A, 0x2010, 4, true), Some(0x1_0000_1010));
+}
+
+#[test]
 fn contexts_can_vanish_change_type_or_domain() {
     let (mut r, pgd) = rig();
     r.unit.inject(Injection::ContextNotPresent { rid: A });

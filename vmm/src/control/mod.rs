@@ -36,7 +36,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("inject-error", "an error message from \"node\" to its root port: \"severity\" = \"correctable\" | \"nonfatal\" | \"fatal\""),
     ("inject-tlp-fault", "requests crossing \"node\" get \"tlp\" = \"completer-abort\" | \"poisoned\"; \"p2p_only\" (default true), \"count\" (default all); logged in the node's AER"),
     ("clear-tlp-faults", "disarm every TLP fault"),
-    ("iommu-fault", "VT-d misbehaves: \"what\" = drop-mappings | context-not-present | pass-through | translate | wrong-domain | ignore-invalidations | mask-fault-event | fail-descriptors | overflow-records; \"device\", \"peer_only\", \"domain\", \"count\""),
+    ("iommu-fault", "VT-d misbehaves: \"what\" = drop-mappings | poison-mappings | context-not-present | pass-through | translate | wrong-domain | ignore-invalidations | mask-fault-event | fail-descriptors | overflow-records; \"device\", \"peer_only\", \"domain\", \"count\""),
     ("iommu-clear-faults", "heal the IOMMU"),
     ("link-down", "surprise removal below \"port\" (a root or downstream port): its link goes down, what is below is reset and answers nothing"),
     ("link-up", "the link below \"port\" comes back up: what is below reappears, in its power-on state"),

@@ -268,6 +268,14 @@ fn kernel(s: &Scenario, copy: &str, dmesg: &str, o: &Observed<'_>, j: &mut Judge
             format!("dmesg has \"{want}\" (seen: {seen})"),
         );
     }
+    for never in s.dmesg_lacks {
+        let seen = dmesg.contains(never);
+        j.check(
+            "kernel",
+            !seen,
+            format!("dmesg has no \"{never}\" (seen: {seen})"),
+        );
+    }
     let aer = section(o.out, "aer").unwrap_or_default();
     for want in s.aer_has {
         let want = resolve(want, o.bdf);

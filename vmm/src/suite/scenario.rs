@@ -172,6 +172,8 @@ pub struct Scenario {
     pub cmdline: &'static str,
     /// Lines the guest's dmesg must have (`{bdf:NODE}` as above).
     pub dmesg_has: &'static [&'static str],
+    /// Lines the guest's dmesg must not have.
+    pub dmesg_lacks: &'static [&'static str],
     /// Entries the AER section must have: `BDF KIND` as the guest's
     /// `aer_dev_nonfatal` counts them (any count above 0), `{bdf:NODE}`
     /// as above.
@@ -201,6 +203,7 @@ pub fn all() -> Vec<Scenario> {
             setup: BASE,
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
@@ -216,6 +219,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
@@ -232,6 +236,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Refuses,
             fabric: FabricExpect::NoPayload,
@@ -249,6 +254,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::ThroughRootComplex,
@@ -265,6 +271,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &["pci=disable_acs_redir={bdf:sw1-dp1}"],
             kernel: KernelExpect::Allows { redirect: true },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -281,6 +288,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "pci=disable_acs_redir={bdf:sw1-dp1}",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &["{bdf:sw1-dp1}: Configured ACS to 0x0000"],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::BelowSwitch,
@@ -297,6 +305,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -314,6 +323,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::Allows { redirect: false },
             fabric: FabricExpect::UpToRootComplexAndBack,
@@ -330,6 +340,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[],
             kernel: KernelExpect::FailsWithDataTransferError,
             fabric: FabricExpect::RefusedAtRootComplex,
@@ -345,6 +356,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &["{bdf:sw1-dp0} CmpltAbrt"],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "AER: Uncorrectable (Non-Fatal) error message received from {bdf:sw1-dp0}",
             ],
@@ -364,6 +376,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &["{bdf:sw1-dp0} TLP"],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "AER: Uncorrectable (Non-Fatal) error message received from {bdf:sw1-dp0}",
             ],
@@ -383,6 +396,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "DMAR: Host address width 48",
                 "DMAR: dmar0: Using Queued invalidation",
@@ -402,6 +416,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "pci=disable_acs_redir={bdf:sw1-dp0};{bdf:sw1-dp1}",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "DMAR: dmar0: Using Queued invalidation",
                 "{bdf:sw1-dp1}: Configured ACS to 0x",
@@ -421,10 +436,55 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr",
                 "[fault reason 0x05] PTE Write access is not set",
             ],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::Faulted {
+                counter: "iommu_fault",
+            },
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
+            name: "iommu-masked-fault",
+            title: "the same with the fault event lost: the I/O fails, Linux never hears why",
+            setup: Setup {
+                iommu: true,
+                iommu_fault: Some(
+                    "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n\
+                     [[iommu.fault]]\nwhat = \"mask-fault-event\"",
+                ),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_lacks: &["DMAR: [DMA", "DMAR: DRHD: handling fault"],
+            dmesg_has: &[],
+            kernel: KernelExpect::FailsWithDataTransferError,
+            fabric: FabricExpect::Faulted {
+                counter: "iommu_fault",
+            },
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
+            name: "iommu-overflowed-faults",
+            title: "the same with the fault records full: Linux sees the overflow, no record",
+            setup: Setup {
+                iommu: true,
+                iommu_fault: Some(
+                    "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n\
+                     [[iommu.fault]]\nwhat = \"overflow-records\"",
+                ),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_lacks: &["DMAR: [DMA"],
+            dmesg_has: &["DMAR: DRHD: handling fault status reg 1"],
             kernel: KernelExpect::FailsWithDataTransferError,
             fabric: FabricExpect::Faulted {
                 counter: "iommu_fault",
@@ -441,6 +501,7 @@ pub fn all() -> Vec<Scenario> {
             },
             cmdline: "",
             aer_has: &[],
+            dmesg_lacks: &[],
             dmesg_has: &[
                 "{bdf:sw1-dp1}: pciehp: Slot(4): Link Down",
                 "{bdf:sw1-dp1}: pciehp: Slot(4): Card not present",

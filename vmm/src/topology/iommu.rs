@@ -28,6 +28,8 @@ pub enum IommuKind {
 pub enum IommuFaultKind {
     /// The device's mappings fault as not present.
     DropMappings,
+    /// The device's mappings land one page off.
+    PoisonMappings,
     /// The device's context entry reads as not present.
     ContextNotPresent,
     /// The device's context is used as pass-through.
@@ -75,6 +77,10 @@ impl IommuFault {
         let need = || rid.ok_or_else(|| format!("{:?} needs a \"device\"", self.what));
         Ok(match self.what {
             K::DropMappings => I::DropMappings {
+                rid,
+                peer_only: self.peer_only,
+            },
+            K::PoisonMappings => I::PoisonMappings {
                 rid,
                 peer_only: self.peer_only,
             },

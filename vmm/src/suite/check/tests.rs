@@ -348,3 +348,27 @@ fn a_surprise_removal_passes_only_when_the_client_left_came_back_and_kept_every_
     assert!(failing(&judge_with(&s, &none, &c, &img2, &pattern))
         .contains(&"no hotplug section in the guest's output".to_string()));
 }
+
+#[test]
+fn a_line_the_kernel_must_not_print_fails_the_kernel_column() {
+    let s = scenario("iommu-masked-fault");
+    let pattern: Vec<u8> = (0..PAYLOAD).map(|i| (i % 251) as u8 + 1).collect();
+    let img = image(&pattern, None);
+    let c = serde_json::json!({
+        "links": [{"name": "nvme0", "up_bytes": 1000, "down_bytes": 1000}],
+        "refused": {"iommu_fault": 6, "at_root_complex": 6},
+        "iommu": {"lookups": 500, "p2p_bytes": 0},
+    });
+    let dte = "[    2.3] nvme1n1: I/O Cmd(0x2) @ LBA 0, 256 blocks, I/O Error (sct 0x0 / sc 0x4)";
+    let quiet = out("GenuineIntel 6", 1, false, dte);
+    let j = judge_with(&s, &quiet, &c, &img, &pattern);
+    assert!(j.passed(), "{:?}", failing(&j));
+    let loud = out(
+        "GenuineIntel 6",
+        1,
+        false,
+        &format!("{dte}\n[    2.2] DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr 0xfffa0000 [fault reason 0x05] PTE Write access is not set"),
+    );
+    let f = failing(&judge_with(&s, &loud, &c, &img, &pattern));
+    assert_eq!(f, ["dmesg has no \"DMAR: [DMA\" (seen: true)"]);
+}
