@@ -37,6 +37,7 @@ mod pcie_cap;
 mod segment;
 mod type0;
 mod type1;
+mod vec_ram;
 mod worker;
 
 pub use acs::{acs_reg, AcsBits};
@@ -75,4 +76,5 @@ pub use pcie_cap::{
 pub use segment::Segment;
 pub use type0::{Type0Config, Type0Header};
 pub use type1::{bridge_control, bridge_reg, decode_windows, BridgeWindows};
+pub use vec_ram::VecRam;
 pub use worker::{DeviceWorker, Doorbell, DoorbellControl, Notifier};

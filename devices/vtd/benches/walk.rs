@@ -8,49 +8,25 @@
 //! `cargo bench -p vtd --bench walk`.
 
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pcie_core::{GuestRam, Iommu};
+use pcie_core::{GuestRam, Iommu, VecRam};
 use vtd::regs::{gcmd, reg};
 use vtd::Vtd;
-
-struct Ram(Mutex<Vec<u8>>);
-
-impl GuestRam for Ram {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let m = self.0.lock().unwrap();
-        let Some(s) = m.get(addr as usize..).and_then(|t| t.get(..buf.len())) else {
-            return false;
-        };
-        buf.copy_from_slice(s);
-        true
-    }
-    fn write(&self, addr: u64, buf: &[u8]) -> bool {
-        let mut m = self.0.lock().unwrap();
-        let Some(s) = m
-            .get_mut(addr as usize..)
-            .and_then(|t| t.get_mut(..buf.len()))
-        else {
-            return false;
-        };
-        s.copy_from_slice(buf);
-        true
-    }
-}
 
 const ROOT: u64 = 0x10_0000;
 const DEV: u16 = 0x0300;
 const PT: u16 = 0x0400;
 
-fn poke(ram: &Ram, addr: u64, v: u64) {
+fn poke(ram: &VecRam, addr: u64, v: u64) {
     ram.write(addr, &v.to_le_bytes());
 }
 
 /// A unit with 03:00.0 translating 0x1000 → 0x80_0000 through a 4-level
 /// table and 04:00.0 in pass-through, translation on.
-fn unit() -> (Vtd, Arc<Ram>) {
-    let ram = Arc::new(Ram(Mutex::new(vec![0; 16 << 20])));
+fn unit() -> (Vtd, Arc<VecRam>) {
+    let ram = VecRam::new(16 << 20);
     let (ct, pgd) = (0x20_0000u64, 0x30_0000u64);
     poke(&ram, ROOT + 3 * 16, ct | 1);
     poke(&ram, ROOT + 4 * 16, (ct + 0x1000) | 1);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::{Apic, VecRam};
 use pcie_core::Iommu;
@@ -63,7 +63,7 @@ proptest! {
         mem in prop::collection::vec(any::<u8>(), 64 << 10),
         ops in prop::collection::vec(op(), 1..200),
     ) {
-        let ram = Arc::new(VecRam(Mutex::new(mem)));
+        let ram = VecRam::from_bytes(mem);
         let unit = Vtd::new(ram, vec![(0, 32 << 10)]);
         unit.set_interrupt_sink(Arc::new(Apic::default()));
         for o in ops {

@@ -2,11 +2,11 @@
 //! firmware would, and helpers to poke at them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pcie_core::{
     acs_reg, ext_cap_id, ext_capabilities, reg, AcsBits, BarKind, Bdf, Dir, DmaRequest,
-    EnumerationReport, Fabric, GuestRam, NodeId, NodeKind, RcP2pPolicy, Route,
+    EnumerationReport, Fabric, NodeId, NodeKind, RcP2pPolicy, Route,
 };
 
 use super::bridge::TestBridge;
@@ -207,32 +207,7 @@ pub fn two_level(policy: RcP2pPolicy) -> Topo {
     )
 }
 
-/// Guest RAM over a vector.
-pub struct VecRam(pub Mutex<Vec<u8>>);
-
-impl VecRam {
-    /// `size` zero bytes.
-    pub fn new(size: usize) -> Arc<Self> {
-        Arc::new(VecRam(Mutex::new(vec![0; size])))
-    }
-}
-
-impl GuestRam for VecRam {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let mem = self.0.lock().unwrap();
-        let Some(src) = mem.get(addr as usize..addr as usize + buf.len()) else {
-            return false;
-        };
-        buf.copy_from_slice(src);
-        true
-    }
-
-    fn write(&self, addr: u64, buf: &[u8]) -> bool {
-        let mut mem = self.0.lock().unwrap();
-        let Some(dst) = mem.get_mut(addr as usize..addr as usize + buf.len()) else {
-            return false;
-        };
-        dst.copy_from_slice(buf);
-        true
-    }
-}
+/// Guest RAM over a vector (the crate's own).
+// Not every user of this module (the router bench) needs it.
+#[allow(unused_imports)]
+pub use pcie_core::VecRam;

@@ -5,35 +5,12 @@
 //! invalidation is aligned to its mask.
 #![no_main]
 
-use std::sync::{Arc, Mutex};
-
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use pcie_core::GuestRam;
+use pcie_core::VecRam;
 use vtd::qi::{self, Descriptor, Scope};
 use vtd::regs::{gcmd, reg};
 use vtd::Vtd;
-
-struct Ram(Mutex<Vec<u8>>);
-
-impl GuestRam for Ram {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let m = self.0.lock().unwrap();
-        let Some(s) = m.get(addr as usize..).and_then(|t| t.get(..buf.len())) else {
-            return false;
-        };
-        buf.copy_from_slice(s);
-        true
-    }
-    fn write(&self, addr: u64, buf: &[u8]) -> bool {
-        let mut m = self.0.lock().unwrap();
-        let Some(s) = m.get_mut(addr as usize..).and_then(|t| t.get_mut(..buf.len())) else {
-            return false;
-        };
-        s.copy_from_slice(buf);
-        true
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -53,7 +30,7 @@ fuzz_target!(|input: Input| {
             assert!(order <= 9 && (addr >> 12) % (1 << order) == 0);
         }
     }
-    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))), vec![(0, 32 << 10)]);
+    let unit = Vtd::new(VecRam::from_bytes(mem), vec![(0, 32 << 10)]);
     let qs = u64::from(input.qs & 7);
     unit.write(reg::IQA, &qs.to_le_bytes());
     unit.write(reg::GCMD, &gcmd::QIE.to_le_bytes());

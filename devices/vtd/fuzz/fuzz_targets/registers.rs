@@ -4,34 +4,14 @@
 //! tables are arbitrary). Never panics; CAP and ECAP never change.
 #![no_main]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use pcie_core::{GuestRam, InterruptSink, Iommu};
+use pcie_core::{InterruptSink, Iommu, VecRam};
 use vtd::regs::{cap_value, ecap_value, reg};
 use vtd::Vtd;
 
-struct Ram(Mutex<Vec<u8>>);
-
-impl GuestRam for Ram {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let m = self.0.lock().unwrap();
-        let Some(s) = m.get(addr as usize..).and_then(|t| t.get(..buf.len())) else {
-            return false;
-        };
-        buf.copy_from_slice(s);
-        true
-    }
-    fn write(&self, addr: u64, buf: &[u8]) -> bool {
-        let mut m = self.0.lock().unwrap();
-        let Some(s) = m.get_mut(addr as usize..).and_then(|t| t.get_mut(..buf.len())) else {
-            return false;
-        };
-        s.copy_from_slice(buf);
-        true
-    }
-}
 
 struct Sink;
 impl InterruptSink for Sink {
@@ -56,7 +36,7 @@ struct Input {
 fuzz_target!(|input: Input| {
     let mut mem = input.mem;
     mem.resize(64 << 10, 0);
-    let unit = Vtd::new(Arc::new(Ram(Mutex::new(mem))), vec![(0, 32 << 10)]);
+    let unit = Vtd::new(VecRam::from_bytes(mem), vec![(0, 32 << 10)]);
     unit.set_interrupt_sink(Arc::new(Sink));
     for op in input.ops.into_iter().take(512) {
         match op {

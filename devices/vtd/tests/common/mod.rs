@@ -25,33 +25,7 @@ pub const FE_DATA: u32 = 0x40;
 /// The invalidation event's message address and data.
 pub const IE: (u32, u32) = (0xfee0_1000, 0x41);
 
-/// Guest memory.
-pub struct VecRam(pub Mutex<Vec<u8>>);
-
-impl GuestRam for VecRam {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let m = self.0.lock().unwrap();
-        let Some(end) = (addr as usize)
-            .checked_add(buf.len())
-            .filter(|&e| e <= m.len())
-        else {
-            return false;
-        };
-        buf.copy_from_slice(&m[addr as usize..end]);
-        true
-    }
-    fn write(&self, addr: u64, buf: &[u8]) -> bool {
-        let mut m = self.0.lock().unwrap();
-        let Some(end) = (addr as usize)
-            .checked_add(buf.len())
-            .filter(|&e| e <= m.len())
-        else {
-            return false;
-        };
-        m[addr as usize..end].copy_from_slice(buf);
-        true
-    }
-}
+pub use pcie_core::VecRam;
 
 /// The interrupt controller: what it was sent.
 #[derive(Default)]
@@ -80,7 +54,7 @@ impl Rig {
     /// A unit in its reset state; the fault and invalidation event
     /// registers programmed, unmasked.
     pub fn new() -> Self {
-        let ram = Arc::new(VecRam(Mutex::new(vec![0; RAM])));
+        let ram = VecRam::new(RAM);
         let unit = Vtd::new(ram.clone(), vec![(0, RAM as u64)]);
         let apic = Arc::new(Apic::default());
         assert!(unit.set_interrupt_sink(apic.clone()));
