@@ -149,3 +149,30 @@ fn a_bad_cpu_or_acs_fault_in_a_topology_is_one_line() {
     );
     assert_one_line_error(&["topology", t.to_str().unwrap()], "stuck_on names bits");
 }
+
+#[test]
+fn a_bad_iommu_or_hot_plug_in_a_topology_is_one_line() {
+    const RC: &str =
+        "[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n[[root_port]]\nname = \"rp1\"\n";
+    for (name, body, needle) in [
+        ("kind.toml", "[iommu]\nkind = \"amd-vi\"\n", "unknown variant"),
+        (
+            "dev.toml",
+            "[iommu]\nkind = \"vt-d\"\n[[iommu.fault]]\nwhat = \"drop-mappings\"\ndevice = \"nope\"\n",
+            "no node 'nope'",
+        ),
+        (
+            "dom.toml",
+            "[iommu]\nkind = \"vt-d\"\n[[iommu.fault]]\nwhat = \"wrong-domain\"\ndevice = \"rp1\"\n",
+            "needs a \"domain\"",
+        ),
+        (
+            "hp.toml",
+            "[[switch]]\nname = \"sw1\"\nparent = \"rp1\"\nhot_plug = true\n[[switch.downstream]]\nname = \"dp\"\n",
+            "unknown field",
+        ),
+    ] {
+        let t = scratch(name, format!("{RC}{body}").as_bytes());
+        assert_one_line_error(&["topology", t.to_str().unwrap()], needle);
+    }
+}
