@@ -5,22 +5,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::bridge::link_msi;
 use common::firmware::read;
 use common::topo::standard;
-use pcie_core::{DmaError, InterruptSink, LinkCounters, LinkState, RcP2pPolicy, Target};
-
-#[derive(Default)]
-struct Apic(Mutex<Vec<(u64, u32)>>);
-
-impl InterruptSink for Apic {
-    fn deliver(&self, addr: u64, data: u32) -> bool {
-        self.0.lock().unwrap().push((addr, data));
-        true
-    }
-}
+use common::Apic;
+use pcie_core::{DmaError, LinkCounters, LinkState, RcP2pPolicy, Target};
 
 #[test]
 fn below_a_link_that_is_down_nothing_answers_or_sends() {

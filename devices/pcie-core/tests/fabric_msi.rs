@@ -4,21 +4,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::topo::{standard, VecRam, RAM_SIZE};
-use pcie_core::{DmaError, DmaHandle, InterruptSink, Iommu, LinkCounters, RcP2pPolicy, Target};
-
-/// The interrupt controller of the tests: records what it was given.
-#[derive(Default)]
-struct Apic(Mutex<Vec<(u64, u32)>>);
-
-impl InterruptSink for Apic {
-    fn deliver(&self, addr: u64, data: u32) -> bool {
-        self.0.lock().unwrap().push((addr, data));
-        true
-    }
-}
+use common::Apic;
+use pcie_core::{DmaError, DmaHandle, Iommu, LinkCounters, RcP2pPolicy, Target};
 
 /// An IOMMU that faults everything.
 struct Nothing;

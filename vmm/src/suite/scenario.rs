@@ -426,72 +426,36 @@ pub fn all() -> Vec<Scenario> {
             unseen_by_kernel: false,
             replug: false,
         },
-        Scenario {
-            name: "iommu-drop-p2p",
-            title: "VT-d drops the client's mappings into the CMB: DMAR faults, the I/O fails",
-            setup: Setup {
-                iommu: true,
-                iommu_fault: Some("what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true"),
-                ..BASE
-            },
-            cmdline: "",
-            aer_has: &[],
-            dmesg_lacks: &[],
-            dmesg_has: &[
+        iommu_drop(
+            "iommu-drop-p2p",
+            "VT-d drops the client's mappings into the CMB: DMAR faults, the I/O fails",
+            DROP_CLIENT_P2P,
+            &[
                 "DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr",
                 "[fault reason 0x05] PTE Write access is not set",
             ],
-            kernel: KernelExpect::FailsWithDataTransferError,
-            fabric: FabricExpect::Faulted {
-                counter: "iommu_fault",
-            },
-            unseen_by_kernel: false,
-            replug: false,
-        },
-        Scenario {
-            name: "iommu-masked-fault",
-            title: "the same with the fault event lost: the I/O fails, Linux never hears why",
-            setup: Setup {
-                iommu: true,
-                iommu_fault: Some(
-                    "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n\
-                     [[iommu.fault]]\nwhat = \"mask-fault-event\"",
-                ),
-                ..BASE
-            },
-            cmdline: "",
-            aer_has: &[],
-            dmesg_lacks: &["DMAR: [DMA", "DMAR: DRHD: handling fault"],
-            dmesg_has: &[],
-            kernel: KernelExpect::FailsWithDataTransferError,
-            fabric: FabricExpect::Faulted {
-                counter: "iommu_fault",
-            },
-            unseen_by_kernel: false,
-            replug: false,
-        },
-        Scenario {
-            name: "iommu-overflowed-faults",
-            title: "the same with the fault records full: Linux sees the overflow, no record",
-            setup: Setup {
-                iommu: true,
-                iommu_fault: Some(
-                    "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n\
-                     [[iommu.fault]]\nwhat = \"overflow-records\"",
-                ),
-                ..BASE
-            },
-            cmdline: "",
-            aer_has: &[],
-            dmesg_lacks: &["DMAR: [DMA"],
-            dmesg_has: &["DMAR: DRHD: handling fault status reg 1"],
-            kernel: KernelExpect::FailsWithDataTransferError,
-            fabric: FabricExpect::Faulted {
-                counter: "iommu_fault",
-            },
-            unseen_by_kernel: false,
-            replug: false,
-        },
+            &[],
+        ),
+        iommu_drop(
+            "iommu-masked-fault",
+            "the same with the fault event lost: the I/O fails, Linux never hears why",
+            concat!(
+                "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n",
+                "[[iommu.fault]]\nwhat = \"mask-fault-event\""
+            ),
+            &[],
+            &["DMAR: [DMA", "DMAR: DRHD: handling fault"],
+        ),
+        iommu_drop(
+            "iommu-overflowed-faults",
+            "the same with the fault records full: Linux sees the overflow, no record",
+            concat!(
+                "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n\n",
+                "[[iommu.fault]]\nwhat = \"overflow-records\""
+            ),
+            &["DMAR: DRHD: handling fault status reg 1"],
+            &["DMAR: [DMA"],
+        ),
         Scenario {
             name: "surprise-link-down",
             title: "the client's link goes down and up (surprise removal, pciehp)",
@@ -514,6 +478,40 @@ pub fn all() -> Vec<Scenario> {
             replug: true,
         },
     ]
+}
+
+/// VT-d drops nvme1's mappings into a peer's BAR (the CMB).
+const DROP_CLIENT_P2P: &str = "what = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true";
+
+/// A VT-d scenario whose `[[iommu.fault]]` tables (`faults`) make the
+/// copy's P2P requests fault at the root complex: Linux fails the I/O with
+/// a Data Transfer Error, and its dmesg has `has` and lacks `lacks`.
+fn iommu_drop(
+    name: &'static str,
+    title: &'static str,
+    faults: &'static str,
+    has: &'static [&'static str],
+    lacks: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        name,
+        title,
+        setup: Setup {
+            iommu: true,
+            iommu_fault: Some(faults),
+            ..BASE
+        },
+        cmdline: "",
+        aer_has: &[],
+        dmesg_lacks: lacks,
+        dmesg_has: has,
+        kernel: KernelExpect::FailsWithDataTransferError,
+        fabric: FabricExpect::Faulted {
+            counter: "iommu_fault",
+        },
+        unseen_by_kernel: false,
+        replug: false,
+    }
 }
 
 /// The named suites: `(name, what it holds, scenario names)`; an empty
@@ -696,6 +694,35 @@ mod tests {
             for n in *list {
                 assert!(names.contains(n), "{n}");
             }
+        }
+    }
+
+    #[test]
+    fn vtd_fault_scenarios_arm_their_faults() {
+        let all = all();
+        let topo = |n: &str| {
+            all.iter()
+                .find(|s| s.name == n)
+                .unwrap()
+                .topology(std::path::Path::new("/tmp/x"), None)
+        };
+        let drop = "[iommu]\nkind = \"vt-d\"\n\n[[iommu.fault]]\nwhat = \"drop-mappings\"\ndevice = \"nvme1\"\npeer_only = true\n";
+        for (n, then) in [
+            ("iommu-drop-p2p", None),
+            ("iommu-masked-fault", Some("mask-fault-event")),
+            ("iommu-overflowed-faults", Some("overflow-records")),
+        ] {
+            let t = topo(n);
+            assert!(t.contains(drop), "{n}:\n{t}");
+            if let Some(w) = then {
+                assert!(
+                    t.contains(&format!("\n[[iommu.fault]]\nwhat = \"{w}\"\n")),
+                    "{n}:\n{t}"
+                );
+            }
+            let parsed = crate::topology::Topology::parse(&t, n).unwrap();
+            let faults = parsed.iommu.unwrap().fault.len();
+            assert_eq!(faults, 1 + usize::from(then.is_some()), "{n}");
         }
     }
 

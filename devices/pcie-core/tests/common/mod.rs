@@ -49,3 +49,14 @@ pub mod cases;
 pub mod endpoint;
 pub mod firmware;
 pub mod topo;
+
+/// The interrupt controller of the tests: records what it was given.
+#[derive(Default)]
+pub struct Apic(pub std::sync::Mutex<Vec<(u64, u32)>>);
+
+impl pcie_core::InterruptSink for Apic {
+    fn deliver(&self, addr: u64, data: u32) -> bool {
+        self.0.lock().unwrap().push((addr, data));
+        true
+    }
+}
