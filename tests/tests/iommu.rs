@@ -200,9 +200,14 @@ fn with_control(script: &str, request: &str) -> (i32, String, String, String) {
 }
 
 #[test]
-fn a_failed_invalidation_descriptor_is_reported_and_linux_recovers() {
-    // The guest writes and verifies through translated DMA before and
-    // after the host makes the next invalidation descriptor fail.
+fn a_failed_invalidation_descriptor_is_reported_and_the_vm_goes_on() {
+    // The guest writes and verifies through translated DMA after the host
+    // makes the next invalidation descriptor fail. Linux reports the IQE,
+    // replaces the descriptor with its wait and clears IQE, but does not
+    // retry the invalidation: what it meant to drop may stay in the
+    // IOTLB, and when an IOVA is reused while stale, fio's verify catches
+    // the wrong data (seen in one CI run of three). So fio must finish,
+    // whatever its verdict, and the VM must end normally.
     let script = r#"dev() { for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${c##*/} && return; done; echo none; }
 n1=$(dev P2PVM-NVME1)
 echo ARM
@@ -227,5 +232,5 @@ dmesg"#;
     ] {
         assert!(dmesg.contains(l), "{l} not in\n{dmesg}");
     }
-    assert!(out.contains("fio exit 0"), "{out}");
+    assert!(out.contains("fio exit "), "fio finished: {out}");
 }
