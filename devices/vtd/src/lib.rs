@@ -20,6 +20,7 @@
 
 pub mod caches;
 mod error;
+mod event;
 pub mod faults;
 pub mod inject;
 pub mod qi;
@@ -29,4 +30,4 @@ pub mod walk;
 
 pub use error::Error;
 pub use inject::Injection;
-pub use unit::{reason_code, Vtd, VtdStats};
+pub use unit::{Vtd, VtdStats};

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use pcie_core::{GuestRam, InterruptSink, Iommu};
 
 use crate::caches::Caches;
+use crate::event::{Event, Msi};
 use crate::faults::{FaultRecord, Faults};
 use crate::inject::Injection;
 use crate::qi::{self, Descriptor};
-use crate::regs::{self, ccmd, event, fsts, gcmd, iotlb, iqa, reg, FAULT_RECORDS, ICS_IWC};
+use crate::regs::{self, ccmd, fsts, gcmd, iotlb, iqa, reg, FAULT_RECORDS, ICS_IWC};
 use crate::walk::{self, FaultReason};
 
 /// What the unit counts.
@@ -25,9 +26,6 @@ pub struct VtdStats {
     pub descriptors: u64,
 }
 
-/// A message to send once the state lock is released.
-type Msi = (u64, u32);
-
 #[derive(Debug, Default)]
 struct State {
     /// GSTS's enable bits (TES, QIES) and RTPS.
@@ -38,15 +36,15 @@ struct State {
     ccmd: u64,
     iva: u64,
     iotlb: u64,
-    fectl: u32,
-    fe: [u32; 3],
+    /// The fault event.
+    fault_event: Event,
     pmen: u32,
     iqh: u64,
     iqt: u64,
     iqa: u64,
     ics: u32,
-    iectl: u32,
-    ie: [u32; 3],
+    /// The invalidation event.
+    inv_event: Event,
     faults: Faults,
     caches: Caches,
     stats: VtdStats,
@@ -66,10 +64,6 @@ impl std::fmt::Debug for Vtd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vtd").finish_non_exhaustive()
     }
-}
-
-fn msi(addr_lo: u32, addr_hi: u32, data: u32) -> Msi {
-    (u64::from(addr_hi) << 32 | u64::from(addr_lo), data)
 }
 
 impl Vtd {
@@ -220,10 +214,10 @@ impl State {
             reg::CCMD => lo(self.ccmd),
             o if o == reg::CCMD + 4 => hi(self.ccmd),
             reg::FSTS => self.faults.fsts(),
-            reg::FECTL => self.fectl,
-            reg::FEDATA => self.fe[0],
-            reg::FEADDR => self.fe[1],
-            reg::FEUADDR => self.fe[2],
+            reg::FECTL => self.fault_event.ctl,
+            reg::FEDATA => self.fault_event.data,
+            reg::FEADDR => self.fault_event.addr,
+            reg::FEUADDR => self.fault_event.uaddr,
             reg::PMEN => self.pmen,
             reg::IQH => lo(self.iqh),
             o if o == reg::IQH + 4 => hi(self.iqh),
@@ -232,10 +226,10 @@ impl State {
             reg::IQA => lo(self.iqa),
             o if o == reg::IQA + 4 => hi(self.iqa),
             reg::ICS => self.ics,
-            reg::IECTL => self.iectl,
-            reg::IEDATA => self.ie[0],
-            reg::IEADDR => self.ie[1],
-            reg::IEUADDR => self.ie[2],
+            reg::IECTL => self.inv_event.ctl,
+            reg::IEDATA => self.inv_event.data,
+            reg::IEADDR => self.inv_event.addr,
+            reg::IEUADDR => self.inv_event.uaddr,
             reg::IVA => lo(self.iva),
             o if o == reg::IVA + 4 => hi(self.iva),
             reg::IOTLB => lo(self.iotlb),
@@ -273,16 +267,12 @@ impl State {
                 }
             }
             reg::FECTL => {
-                self.fectl = (self.fectl & event::IP) | (v & event::IM);
-                let masked = self.injected(|i| *i == Injection::MaskFaultEvent);
-                if self.fectl & (event::IM | event::IP) == event::IP && !masked {
-                    self.fectl &= !event::IP;
-                    msgs.push(msi(self.fe[1], self.fe[2], self.fe[0]));
-                }
+                let lost = self.injected(|i| *i == Injection::MaskFaultEvent);
+                msgs.extend(self.fault_event.write_ctl(v, lost));
             }
-            reg::FEDATA => self.fe[0] = v,
-            reg::FEADDR => self.fe[1] = v & !3,
-            reg::FEUADDR => self.fe[2] = v,
+            reg::FEDATA => self.fault_event.data = v,
+            reg::FEADDR => self.fault_event.addr = v & !3,
+            reg::FEUADDR => self.fault_event.uaddr = v,
             // No protected memory regions: EPM has no effect, PRS reads 0.
             reg::PMEN => self.pmen = v & 1 << 31,
             reg::IQT => {
@@ -294,19 +284,13 @@ impl State {
             reg::ICS => {
                 self.ics &= !(v & ICS_IWC);
                 if self.ics == 0 {
-                    self.iectl &= !event::IP;
+                    self.inv_event.serviced();
                 }
             }
-            reg::IECTL => {
-                self.iectl = (self.iectl & event::IP) | (v & event::IM);
-                if self.iectl & (event::IM | event::IP) == event::IP {
-                    self.iectl &= !event::IP;
-                    msgs.push(msi(self.ie[1], self.ie[2], self.ie[0]));
-                }
-            }
-            reg::IEDATA => self.ie[0] = v,
-            reg::IEADDR => self.ie[1] = v & !3,
-            reg::IEUADDR => self.ie[2] = v,
+            reg::IECTL => msgs.extend(self.inv_event.write_ctl(v, false)),
+            reg::IEDATA => self.inv_event.data = v,
+            reg::IEADDR => self.inv_event.addr = v & !3,
+            reg::IEUADDR => self.inv_event.uaddr = v,
             reg::IVA => set_lo(&mut self.iva, v & !0xf80),
             o if o == reg::IVA + 4 => set_hi(&mut self.iva, v & 0xffff),
             reg::IOTLB => set_lo(&mut self.iotlb, v),
@@ -434,11 +418,7 @@ impl State {
                     }
                     if interrupt && self.ics & ICS_IWC == 0 {
                         self.ics |= ICS_IWC;
-                        if self.iectl & event::IM != 0 {
-                            self.iectl |= event::IP;
-                        } else {
-                            msgs.push(msi(self.ie[1], self.ie[2], self.ie[0]));
-                        }
+                        msgs.extend(self.inv_event.raise(false));
                     }
                 }
             }
@@ -457,20 +437,14 @@ impl State {
 
     /// A new fault condition: the fault event's MSI, or IP when masked.
     fn fault_event(&mut self, msgs: &mut Vec<Msi>) {
-        if self.fectl & event::IP != 0 {
-            return;
-        }
-        if self.fectl & event::IM != 0 || self.injected(|i| *i == Injection::MaskFaultEvent) {
-            self.fectl |= event::IP;
-        } else {
-            msgs.push(msi(self.fe[1], self.fe[2], self.fe[0]));
-        }
+        let lost = self.injected(|i| *i == Injection::MaskFaultEvent);
+        msgs.extend(self.fault_event.raise(lost));
     }
 
     /// Software serviced a condition: IP drops once none is left.
     fn fault_serviced(&mut self) {
         if !self.faults.unserviced() {
-            self.fectl &= !event::IP;
+            self.fault_event.serviced();
         }
     }
 
@@ -614,9 +588,4 @@ impl Iommu for Vtd {
             ("descriptors", s.descriptors),
         ]
     }
-}
-
-/// A fault reason's number, as FRCD and Linux's message show it.
-pub fn reason_code(r: FaultReason) -> u8 {
-    r as u8
 }
