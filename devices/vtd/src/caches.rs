@@ -7,6 +7,11 @@ use std::collections::HashMap;
 use crate::qi::Scope;
 use crate::walk::{Context, Page};
 
+/// The most IOTLB entries kept. A guest can map as many pages as it
+/// likes; when the IOTLB is full it is emptied (a real IOTLB evicts, and
+/// CM=0 lets any entry go at any time).
+pub const IOTLB_ENTRIES: usize = 4096;
+
 /// Both caches.
 #[derive(Debug, Default)]
 pub struct Caches {
@@ -32,6 +37,9 @@ impl Caches {
 
     /// Caches `page` for `iova` in `domain`.
     pub fn put_page(&mut self, domain: u16, iova: u64, page: Page) {
+        if self.pages.len() >= IOTLB_ENTRIES {
+            self.pages.clear();
+        }
         self.pages.insert((domain, iova & !0xfff), page);
     }
 

@@ -15,8 +15,9 @@ pub enum Injection {
         /// Only mappings into a peer's BAR.
         peer_only: bool,
     },
-    /// Translations for `rid` (every requester when `None`) land one page
-    /// past where the tables say (a corrupted mapping); with `peer_only`,
+    /// Translations for `rid` (every requester when `None`) that the
+    /// tables send to an odd 4 KiB page land on the even page before it
+    /// (a corrupted mapping: two IOVA pages alias one); with `peer_only`,
     /// only those into a peer's BAR.
     PoisonMappings {
         /// The requester, or all.

@@ -24,6 +24,10 @@ pub struct VtdStats {
     pub faults: u64,
     /// Invalidation descriptors executed.
     pub descriptors: u64,
+    /// IOTLB hits that disagreed with the tables, counted while an
+    /// injection that leaves the IOTLB stale is armed (each such hit is
+    /// also walked): the use-after-unmap Linux cannot see.
+    pub stale_hits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -519,6 +523,9 @@ impl State {
         let page = match self.caches.page(ctx.domain, iova).filter(allowed) {
             Some(p) => {
                 self.stats.iotlb_hits += 1;
+                if self.stale_possible(rid) && walk::walk(ram, ctx.table, iova, write) != Ok(p) {
+                    self.stats.stale_hits += 1;
+                }
                 p
             }
             None => match walk::walk(ram, ctx.table, iova, write) {
@@ -541,12 +548,23 @@ impl State {
             self.fault(fault(reason), !ctx.fpd, msgs);
             return None;
         }
-        let poisoned = if self.covered(rid, page.addr, false) {
-            4096
+        // Poison aliases each odd page onto the even one before it, so a
+        // round trip through the mapping does not undo it.
+        let addr = if self.covered(rid, page.addr, false) {
+            page.addr & !0x1000
         } else {
-            0
+            page.addr
         };
-        Some((page.addr + poisoned) | (iova & 0xfff))
+        Some(addr | (iova & 0xfff))
+    }
+
+    /// An armed injection can leave `rid`'s IOTLB entries stale.
+    fn stale_possible(&self, rid: u16) -> bool {
+        self.injected(|i| match *i {
+            Injection::IgnoreInvalidations => true,
+            Injection::WrongDomain { rid: r, .. } => r == rid,
+            _ => false,
+        })
     }
 
     /// An armed [`Injection::DropMappings`] (`drop`) or
@@ -586,6 +604,7 @@ impl Iommu for Vtd {
             ("iotlb_hits", s.iotlb_hits),
             ("faults", s.faults),
             ("descriptors", s.descriptors),
+            ("stale_hits", s.stale_hits),
         ]
     }
 }

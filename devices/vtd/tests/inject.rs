@@ -49,13 +49,21 @@ fn dropped_mappings_fault_as_not_present_for_their_requester() {
 }
 
 #[test]
-fn poisoned_mappings_land_one_page_off() {
-    let (r, _) = rig();
+fn poisoned_mappings_alias_odd_pages_onto_even_ones() {
+    let (mut r, pgd) = rig();
+    // Odd target pages, in RAM and in the peer's BAR.
+    r.map(pgd, 0x3000, 0x80_1000, 3);
+    r.map(pgd, 0x4000, 0x1_0000_1000, 3);
     r.unit.inject(Injection::PoisonMappings {
         rid: Some(A),
         peer_only: false,
     });
-    assert_eq!(r.unit.translate(A, 0x1010, 4, true), Some(0x80_1010));
+    assert_eq!(r.unit.translate(A, 0x3010, 4, true), Some(0x80_0010));
+    assert_eq!(
+        r.unit.translate(A, 0x1010, 4, true),
+        Some(0x80_0010),
+        "the even page keeps its place: two IOVA pages now share it"
+    );
     assert_eq!(
         r.unit.translate(B, 0x1010, 4, true),
         Some(0x1010),
@@ -68,11 +76,12 @@ fn poisoned_mappings_land_one_page_off() {
         peer_only: true,
     });
     assert_eq!(
-        r.unit.translate(A, 0x1010, 4, true),
-        Some(0x80_0010),
+        r.unit.translate(A, 0x3010, 4, true),
+        Some(0x80_1010),
         "RAM: untouched"
     );
-    assert_eq!(r.unit.translate(A, 0x2010, 4, true), Some(0x1_0000_1010));
+    assert_eq!(r.unit.translate(A, 0x4010, 4, true), Some(0x1_0000_0010));
+    assert_eq!(r.unit.translate(A, 0x2010, 4, true), Some(0x1_0000_0010));
 }
 
 #[test]
@@ -108,8 +117,10 @@ fn contexts_can_vanish_change_type_or_domain() {
         Some(0x80_0000),
         "stale"
     );
+    assert_eq!(r.unit.stats().stale_hits, 1, "the stale hit is counted");
     r.submit(&[(0x22 | 9 << 16, 0)]);
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x90_0000));
+    assert_eq!(r.unit.stats().stale_hits, 1);
 }
 
 #[test]
@@ -117,6 +128,8 @@ fn ignored_invalidations_leave_the_iotlb_stale() {
     let (mut r, pgd) = rig();
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x80_0000));
     r.unit.inject(Injection::IgnoreInvalidations);
+    assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x80_0000));
+    assert_eq!(r.unit.stats().stale_hits, 0, "a hit that agrees is not stale");
     r.map(pgd, 0x1000, 0x90_0000, 3);
     r.submit(&[(0x12, 0), (0x25 | 1 << 32, 0x8000)]);
     r.w64(reg::IOTLB, 1 << 63 | 1 << 60);
@@ -126,6 +139,7 @@ fn ignored_invalidations_leave_the_iotlb_stale() {
         Some(0x80_0000),
         "stale"
     );
+    assert_eq!(r.unit.stats().stale_hits, 1);
     r.unit.clear_injections();
     r.submit(&[(0x12, 0)]);
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x90_0000));

@@ -179,3 +179,25 @@ fn a_bad_descriptor_stops_the_queue_with_iqe_until_cleared() {
     r.submit(&[(0x25, 0x7000_0000)]);
     assert_eq!(r.r32(reg::FSTS) & fsts::IQE, fsts::IQE);
 }
+
+#[test]
+fn the_iotlb_is_bounded_however_many_pages_a_guest_maps() {
+    use vtd::caches::{Caches, IOTLB_ENTRIES};
+    use vtd::walk::Page;
+    let mut c = Caches::default();
+    let page = |n: u64| Page {
+        addr: n << 12,
+        read: true,
+        write: true,
+    };
+    for n in 0..IOTLB_ENTRIES as u64 {
+        c.put_page(1, n << 12, page(n));
+    }
+    assert_eq!(c.len().1, IOTLB_ENTRIES);
+    assert_eq!(c.page(1, 5 << 12), Some(page(5)));
+    // One more empties it first; the newest entry is kept.
+    c.put_page(1, 1 << 40, page(7));
+    assert_eq!(c.len().1, 1);
+    assert_eq!(c.page(1, 1 << 40), Some(page(7)));
+    assert_eq!(c.page(1, 5 << 12), None, "evicted: the next use walks");
+}
