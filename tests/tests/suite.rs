@@ -15,6 +15,9 @@ const PAYLOAD: u64 = 4 * MIB;
 struct Want<'a> {
     /// The copy through p2pmem succeeds.
     copy_ok: bool,
+    /// ... but what lands is wrong: a misdirected page's bytes (each wrong
+    /// 4 KiB block is the source's block beside it).
+    wrong_data: bool,
     /// dmesg lines that must be there.
     dmesg: &'a [&'a str],
     /// dmesg lines that must not.
@@ -99,7 +102,19 @@ fn scenario(name: &str, client: &str, want: Want<'_>) {
         &img[16 << 20..(16 << 20) + PAYLOAD as usize],
     );
     assert!(src.iter().any(|&b| b != 0), "the host's payload is there");
-    if want.copy_ok {
+    if want.wrong_data {
+        let blocks = |b: &[u8]| b.chunks(4096).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let (s, d) = (blocks(src), blocks(dst));
+        let wrong: Vec<usize> = (0..d.len()).filter(|&i| d[i] != s[i]).collect();
+        assert!(!wrong.is_empty(), "the copy should be wrong");
+        for &i in &wrong {
+            let beside = [i.wrapping_sub(1), i + 1]
+                .iter()
+                .any(|&k| s.get(k) == Some(&d[i]));
+            assert!(beside, "block {i} is not its neighbour's bytes");
+        }
+        eprintln!("{} of {} blocks wrong", wrong.len(), d.len());
+    } else if want.copy_ok {
         assert!(src == dst, "the copy has the source's bytes");
     } else {
         assert!(dst.iter().all(|&b| b == 0), "nothing landed");
@@ -163,6 +178,7 @@ fn switch_local_p2p_stays_below_the_switch() {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &["added peer-to-peer DMA memory"],
             not_dmesg: &[REFUSAL, REDIRECT],
             carry: &["nvme1", "sw1-dp1", "sw1-dp0", "nvme0"],
@@ -182,6 +198,7 @@ fn whitelisted_host_bridge_p2p_goes_through_the_root_complex() {
         "nvme2",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[],
             not_dmesg: &[REFUSAL, REDIRECT],
             carry: &["nvme2", "rp2", "rp1", "sw1", "nvme0"],
@@ -201,6 +218,7 @@ fn an_unlisted_host_bridge_without_zen_is_refused_by_linux() {
         "nvme2",
         Want {
             copy_ok: false,
+            wrong_data: false,
             dmesg: &["nvme 0000:06:00.0: cannot be used for peer-to-peer DMA as the client and provider (0000:03:00.0) do not share an upstream bridge or whitelisted host bridge"],
             not_dmesg: &[],
             carry: &[],
@@ -220,6 +238,7 @@ fn a_zen_cpu_lets_linux_use_any_host_bridge() {
         "nvme2",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[],
             not_dmesg: &[REFUSAL],
             carry: &["rp2", "rp1", "nvme0"],
@@ -239,6 +258,7 @@ fn acs_redirect_sends_p2p_up_to_the_root_complex() {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[
                 "nvme 0000:04:00.0: ACS redirect is set between the client and provider (0000:03:00.0)",
                 "pci=disable_acs_redir=0000:02:01.0",
@@ -261,6 +281,7 @@ fn disable_acs_redir_brings_p2p_back_below_the_switch() {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &["pci 0000:02:01.0: Configured ACS to 0x0000"],
             not_dmesg: &[REDIRECT],
             carry: &["nvme1", "nvme0"],
@@ -280,6 +301,7 @@ fn redirect_the_kernel_cannot_see(name: &str) {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[],
             not_dmesg: &[REDIRECT, REFUSAL],
             carry: &["sw1", "rp1", "nvme0"],
@@ -309,6 +331,7 @@ fn an_rc_that_refuses_p2p_fails_the_io_with_a_data_transfer_error() {
         "nvme2",
         Want {
             copy_ok: false,
+            wrong_data: false,
             dmesg: &["(sct 0x0 / sc 0x4)"],
             not_dmesg: &[REFUSAL],
             carry: &[],
@@ -334,6 +357,7 @@ fn aer_scenario(name: &str, aer_line: &str) {
         "nvme1",
         Want {
             copy_ok: false,
+            wrong_data: false,
             dmesg: &dmesg,
             not_dmesg: &[REFUSAL],
             carry: &[],
@@ -363,6 +387,7 @@ fn a_surprise_link_down_takes_the_client_away_and_back_without_losing_a_write() 
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[
                 "pcieport 0000:02:01.0: pciehp: Slot #4 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
                 "pcieport 0000:02:01.0: pciehp: Slot(4): Link Down",
@@ -388,6 +413,7 @@ fn with_vtd_linux_redirects_p2p_and_the_iommu_translates_it_into_the_cmb() {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[REDIRECT, "DMAR: dmar0: Using Queued invalidation"],
             not_dmesg: &[REFUSAL],
             carry: &["nvme1", "sw1-dp1", "sw1", "rp1", "sw1-dp0", "nvme0"],
@@ -407,6 +433,7 @@ fn with_vtd_and_disable_acs_redir_p2p_stays_below_the_switch_untranslated() {
         "nvme1",
         Want {
             copy_ok: true,
+            wrong_data: false,
             dmesg: &[
                 "0000:02:01.0: Configured ACS to",
                 "DMAR: dmar0: Using Queued invalidation",
@@ -434,6 +461,7 @@ fn iommu_fault_scenario(name: &str, dmesg: &[&str], not_dmesg: &'static [&'stati
         "nvme1",
         Want {
             copy_ok: false,
+            wrong_data: false,
             dmesg: &all,
             not_dmesg,
             carry: &[],
@@ -473,5 +501,25 @@ fn overflowing_vtd_fault_records_show_as_an_overflow_without_records() {
         "iommu-overflowed-faults",
         &["DMAR: DRHD: handling fault status reg 1"],
         &[REFUSAL, "DMAR: [DMA"],
+    );
+}
+
+#[test]
+fn vtd_poisoning_the_clients_cmb_mappings_corrupts_the_copy_without_linux_noticing() {
+    scenario(
+        "iommu-poison-p2p",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            wrong_data: true,
+            dmesg: &[REDIRECT],
+            not_dmesg: &[REFUSAL, "DMAR: [DMA", "(sct 0x0 / sc 0x4)"],
+            carry: &["nvme1", "sw1-dp1", "sw1", "rp1", "sw1-dp0", "nvme0"],
+            quiet: &[],
+            refused_at_rc: false,
+            red: false,
+            replug: false,
+            iommu: Some(true),
+        },
     );
 }

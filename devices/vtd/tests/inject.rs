@@ -129,7 +129,11 @@ fn ignored_invalidations_leave_the_iotlb_stale() {
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x80_0000));
     r.unit.inject(Injection::IgnoreInvalidations);
     assert_eq!(r.unit.translate(A, 0x1000, 4, false), Some(0x80_0000));
-    assert_eq!(r.unit.stats().stale_hits, 0, "a hit that agrees is not stale");
+    assert_eq!(
+        r.unit.stats().stale_hits,
+        0,
+        "a hit that agrees is not stale"
+    );
     r.map(pgd, 0x1000, 0x90_0000, 3);
     r.submit(&[(0x12, 0), (0x25 | 1 << 32, 0x8000)]);
     r.w64(reg::IOTLB, 1 << 63 | 1 << 60);

@@ -153,6 +153,12 @@ pub fn judge(s: &Scenario, o: &Observed<'_>) -> Judgement {
         }
         None => j.check("fabric", false, "no counters file".into()),
     }
+    if s.kernel == KernelExpect::CorruptsSilently {
+        j.note = Some(format!(
+            "the kernel {} and reported success, but the IOMMU misdirected the payload: wrong bytes only the host's check saw",
+            j.kernel_saw
+        ));
+    }
     if s.unseen_by_kernel {
         j.note = Some(format!(
             "the kernel {} but the fabric carried the payload {}: traffic the kernel did not expect",
@@ -202,8 +208,23 @@ fn kernel(s: &Scenario, copy: &str, dmesg: &str, o: &Observed<'_>, j: &mut Judge
             .unwrap_or("no error printed")
             .to_string()
     };
-    match s.kernel {
-        KernelExpect::Allows { redirect: want } => {
+    let allows = match s.kernel {
+        KernelExpect::Allows { redirect } => Some(redirect),
+        KernelExpect::CorruptsSilently => Some(true),
+        _ => None,
+    };
+    if s.kernel == KernelExpect::CorruptsSilently {
+        let dmar = dmesg.contains("DMAR: [DMA");
+        j.check(
+            "kernel",
+            !dte && !dmar,
+            format!(
+                "no error reaches Linux: no Data Transfer Error (seen: {dte}), no DMAR fault line (seen: {dmar})"
+            ),
+        );
+    }
+    match (s.kernel, allows) {
+        (_, Some(want)) => {
             j.check(
                 "kernel",
                 rc == Some(0) && copied,
@@ -231,7 +252,7 @@ fn kernel(s: &Scenario, copy: &str, dmesg: &str, o: &Observed<'_>, j: &mut Judge
                 ),
             );
         }
-        KernelExpect::Refuses => {
+        (KernelExpect::Refuses, _) => {
             j.check(
                 "kernel",
                 rc.is_some_and(|r| r != 0),
@@ -243,7 +264,7 @@ fn kernel(s: &Scenario, copy: &str, dmesg: &str, o: &Observed<'_>, j: &mut Judge
                 format!("dmesg has \"cannot be used for peer-to-peer DMA ... {REFUSAL}\" (seen: {refused})"),
             );
         }
-        KernelExpect::FailsWithDataTransferError => {
+        (_, None) => {
             j.check(
                 "kernel",
                 rc.is_some_and(|r| r != 0),
@@ -329,6 +350,7 @@ fn data(s: &Scenario, o: &Observed<'_>, j: &mut Judgement) {
                 },
             );
         }
+        KernelExpect::CorruptsSilently => corrupt(out, o.pattern, j),
         _ => {
             // Never silently wrong: each 4 KiB block is untouched (zero)
             // or the source's.
@@ -346,6 +368,39 @@ fn data(s: &Scenario, o: &Observed<'_>, j: &mut Judgement) {
             );
         }
     }
+}
+
+/// Wrong bytes landed, and each wrong 4 KiB block is a block of the
+/// source from another place: misdirected DMA, not noise or zeros.
+fn corrupt(out: &[u8], pattern: &[u8], j: &mut Judgement) {
+    let source: std::collections::HashSet<&[u8]> = pattern.chunks(4096).collect();
+    let blocks = out.len().div_ceil(4096);
+    let wrong: Vec<(usize, &[u8])> = out
+        .chunks(4096)
+        .zip(pattern.chunks(4096))
+        .enumerate()
+        .filter(|(_, (b, p))| b != p)
+        .map(|(k, (b, _))| (k, b))
+        .collect();
+    j.check(
+        "data",
+        !wrong.is_empty(),
+        format!(
+            "the copy is wrong: {} of {blocks} blocks differ from the source",
+            wrong.len()
+        ),
+    );
+    let foreign = wrong.iter().find(|(_, b)| !source.contains(b));
+    j.check(
+        "data",
+        foreign.is_none(),
+        match foreign {
+            None => {
+                "each wrong block is a source block from another place (misdirected DMA)".into()
+            }
+            Some((k, _)) => format!("block {k} holds bytes that are nowhere in the source"),
+        },
+    );
 }
 
 /// The surprise removal as the guest saw it: the controller went away,

@@ -14,6 +14,9 @@ pub fn kernel_want(k: KernelExpect) -> &'static str {
         }
         KernelExpect::Refuses => "refused P2P",
         KernelExpect::FailsWithDataTransferError => "failed the I/O (Data Transfer Error)",
+        KernelExpect::CorruptsSilently => {
+            "allowed P2P through the host bridge (ACS redirect), no error"
+        }
     }
 }
 

@@ -135,6 +135,11 @@ pub enum KernelExpect {
     /// P2P allowed, but the I/O fails with an NVMe Data Transfer Error:
     /// the copy fails and no wrong data lands.
     FailsWithDataTransferError,
+    /// P2P allowed through the host bridge and the copy "succeeds": no
+    /// error, no DMAR fault, but the bytes that land are wrong (each a
+    /// block of the source from the wrong place). Only the host's byte
+    /// check sees it.
+    CorruptsSilently,
 }
 
 /// Where the payload should go.
@@ -456,6 +461,25 @@ pub fn all() -> Vec<Scenario> {
             &["DMAR: DRHD: handling fault status reg 1"],
             &["DMAR: [DMA"],
         ),
+        Scenario {
+            name: "iommu-poison-p2p",
+            title: "VT-d aliases the client's CMB pages: the copy succeeds with wrong bytes",
+            setup: Setup {
+                iommu: true,
+                iommu_fault: Some(
+                    "what = \"poison-mappings\"\ndevice = \"nvme1\"\npeer_only = true",
+                ),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_lacks: &["DMAR: [DMA", "DMAR: DRHD: handling fault"],
+            dmesg_has: &[],
+            kernel: KernelExpect::CorruptsSilently,
+            fabric: FabricExpect::UpToRootComplexAndBack,
+            unseen_by_kernel: false,
+            replug: false,
+        },
         Scenario {
             name: "surprise-link-down",
             title: "the client's link goes down and up (surprise removal, pciehp)",

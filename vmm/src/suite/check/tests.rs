@@ -372,3 +372,74 @@ fn a_line_the_kernel_must_not_print_fails_the_kernel_column() {
     let f = failing(&judge_with(&s, &loud, &c, &img, &pattern));
     assert_eq!(f, ["dmesg has no \"DMAR: [DMA\" (seen: true)"]);
 }
+
+#[test]
+fn a_silently_corrupted_copy_passes_only_with_misdirected_source_blocks_and_no_error() {
+    let s = scenario("iommu-poison-p2p");
+    let pattern = crate::suite::exec::pattern(s.name);
+    let c = serde_json::json!({
+        "links": [
+            {"name": "rp1", "up_bytes": 4 * MIB + 9000, "down_bytes": 4 * MIB + 9000},
+            {"name": "sw1", "up_bytes": 4 * MIB + 9000, "down_bytes": 4 * MIB + 9000},
+            {"name": "nvme0", "up_bytes": 4 * MIB + 9000, "down_bytes": 4 * MIB},
+        ],
+        "refused": {"at_root_complex": 0},
+        "iommu": {"lookups": 5000, "p2p_bytes": 8 * MIB},
+    });
+    let redirect = format!("[    2.0] nvme 0000:04:00.0: {REDIRECT}");
+    let ok = out("GenuineIntel 6", 0, true, &redirect);
+    // What aliasing odd pages onto even ones leaves: each pair of blocks
+    // holds the odd one's bytes twice.
+    let mut aliased = pattern.clone();
+    for pair in aliased.chunks_mut(8192) {
+        let (even, odd) = pair.split_at_mut(4096);
+        even.copy_from_slice(odd);
+    }
+    let j = judge_with(&s, &ok, &c, &image(&pattern, Some(&aliased)), &pattern);
+    assert!(j.passed(), "{:?}", failing(&j));
+    assert!(j.note.is_some(), "the report says the kernel missed it");
+    // A correct copy is not what this misconfiguration does.
+    let f = failing(&judge_with(
+        &s,
+        &ok,
+        &c,
+        &image(&pattern, Some(&pattern)),
+        &pattern,
+    ));
+    assert_eq!(
+        f,
+        ["the copy is wrong: 0 of 1024 blocks differ from the source"]
+    );
+    // Bytes from nowhere are not misdirected DMA.
+    let mut noise = aliased.clone();
+    noise[5 * 4096] ^= 0xff;
+    let f = failing(&judge_with(
+        &s,
+        &ok,
+        &c,
+        &image(&pattern, Some(&noise)),
+        &pattern,
+    ));
+    assert_eq!(f, ["block 5 holds bytes that are nowhere in the source"]);
+    // Linux saw a fault: not silent.
+    let loud = out(
+        "GenuineIntel 6",
+        0,
+        true,
+        &format!("{redirect}\n[    2.2] DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr 0x0 [fault reason 0x05]"),
+    );
+    let f = failing(&judge_with(
+        &s,
+        &loud,
+        &c,
+        &image(&pattern, Some(&aliased)),
+        &pattern,
+    ));
+    assert_eq!(
+        f,
+        [
+            "no error reaches Linux: no Data Transfer Error (seen: false), no DMAR fault line (seen: true)",
+            "dmesg has no \"DMAR: [DMA\" (seen: true)"
+        ]
+    );
+}
