@@ -192,7 +192,8 @@ fn forced_translation_of_an_identity_domain_faults() {
 
 /// A stale IOTLB under strict invalidation: `what` is armed while fio
 /// writes and verifies through nvme1's translated domain. Linux cannot
-/// see it; the unit counts the stale hits.
+/// see it; the unit counts the stale hits, and fio's verify is the only
+/// thing in the guest that notices (reused IOVAs moved wrong data).
 fn stale(what: &str, extra: &str) -> Ran {
     let script = format!("echo ARM\nsleep 2\n{}", fio("fio1", "n1", "32m"));
     let r = with_control(
@@ -203,6 +204,11 @@ fn stale(what: &str, extra: &str) -> Ran {
     assert_eq!(r.code, 0, "the VM ends normally");
     assert!(r.reply.contains("\"armed\":1"), "{}", r.reply);
     assert!(r.out.contains("fio1 exit "), "fio finished");
+    assert!(
+        !r.out.contains("fio1 exit 0"),
+        "the data check caught the stale translations: {}",
+        r.out
+    );
     let d = r.dmesg();
     assert!(!d.contains("DMAR: [DMA"), "no DMAR fault line:\n{d}");
     assert!(
