@@ -46,7 +46,7 @@ t0=$(date +%s)
 # --- host requirements ------------------------------------------------------
 
 # Debian packages whose binaries go into the image.
-tool_pkgs=(pciutils nvme-cli fio ibverbs-utils perftest rdmacm-utils)
+tool_pkgs=(pciutils nvme-cli fio ibverbs-utils perftest rdmacm-utils iproute2)
 # All packages whose versions key the cache (tools, data, main libraries).
 key_pkgs=(busybox-static "${tool_pkgs[@]}" ibverbs-providers pci.ids
           libibverbs1 librdmacm1 libnvme1 libpci3 libc6)
@@ -78,6 +78,7 @@ need /usr/bin/ibv_devices ibverbs-utils
 need "$providers_dir/libvmw_pvrdma-rdmav34.so" ibverbs-providers
 need /usr/bin/ib_write_bw perftest
 need /usr/bin/rping rdmacm-utils
+need /bin/ip iproute2
 command -v cpio >/dev/null || want cpio
 command -v depmod >/dev/null || want kmod
 if [ $full -eq 0 ]; then

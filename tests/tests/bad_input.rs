@@ -176,3 +176,27 @@ fn a_bad_iommu_or_hot_plug_in_a_topology_is_one_line() {
         assert_one_line_error(&["topology", t.to_str().unwrap()], needle);
     }
 }
+
+#[test]
+fn a_bad_or_duplicate_rnic_mac_is_one_line() {
+    const RC: &str = "[root_complex]\nvendor_id = 0x8086\ndevice_id = 0x2020\n\
+        [[root_port]]\nname = \"rp1\"\n[[root_port]]\nname = \"rp2\"\n";
+    let rnic = |name: &str, parent: &str, mac: &str| {
+        format!("[[endpoint]]\nname = \"{name}\"\nparent = \"{parent}\"\nkind = \"rnic\"\nmac = \"{mac}\"\n")
+    };
+    for (name, body, needle) in [
+        (
+            "mac.toml",
+            rnic("r0", "rp1", "00:50:56"),
+            "is not six hex bytes",
+        ),
+        (
+            "dup.toml",
+            rnic("r0", "rp1", "00:50:56:00:00:01") + &rnic("r1", "rp2", "00:50:56:00:00:01"),
+            "is used by another rnic",
+        ),
+    ] {
+        let t = scratch(name, format!("{RC}{body}").as_bytes());
+        assert_one_line_error(&["topology", t.to_str().unwrap()], needle);
+    }
+}

@@ -170,6 +170,9 @@ pub fn build(
     let mut threads = Vec::new();
     let bells = FollowerSlot::default();
     let mut cntlid: u16 = 0;
+    // Every RNIC of the VM is on one wire.
+    let wire = rnic::Wire::new();
+    let mut macs: Vec<[u8; 6]> = Vec::new();
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
         let name = p.name.as_str();
@@ -262,6 +265,25 @@ pub fn build(
                             let (ep, engine) = TestEndpoint::new(cfg, dma, notify)
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(ep), Box::new(engine)))
+                        })
+                    }
+                    EndpointKind::Rnic => {
+                        let mac = crate::topology::rnic_mac(ep, macs.len() as u8).map_err(e)?;
+                        if macs.contains(&mac) {
+                            return Err(e(format!("mac {mac:02x?} is used by another rnic")));
+                        }
+                        macs.push(mac);
+                        let cfg = rnic::vmxnet3::Vmxnet3Config {
+                            mac,
+                            multifunction: false,
+                            link_speed: speed(ep.link.speed),
+                            link_width: ep.link.width,
+                        };
+                        let wire = wire.clone();
+                        dev.add(&mut threads, move |dma, notify, _bells| {
+                            let (f, engine) = rnic::vmxnet3::Vmxnet3::new(&cfg, dma, notify, &wire)
+                                .map_err(|x| Error::Fabric(x.to_string()))?;
+                            Ok((Box::new(f), Box::new(engine)))
                         })
                     }
                     EndpointKind::Nvme => {

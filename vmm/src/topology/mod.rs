@@ -53,6 +53,7 @@
 mod iommu;
 mod nvme;
 mod print;
+mod rnic;
 pub mod svg;
 mod validate;
 
@@ -66,6 +67,7 @@ use crate::error::{Error, Result};
 pub use iommu::{IommuConfig, IommuFault, IommuFaultKind, IommuKind};
 pub use nvme::{device_memory, nvme_config};
 pub use print::render;
+pub use rnic::mac as rnic_mac;
 pub use validate::{Layout, Placed, PlacedKind};
 
 /// The topology used when no file is given.
@@ -392,6 +394,9 @@ pub enum EndpointKind {
     Test,
     /// An NVMe controller, optionally with a Controller Memory Buffer.
     Nvme,
+    /// An RDMA NIC: vmxnet3 at function 0 (PVRDMA at function 1 is
+    /// coming), on the VM's one wire.
+    Rnic,
 }
 
 /// An endpoint.
@@ -422,6 +427,10 @@ pub struct Endpoint {
     /// NVMe: namespaces, NSID 1 upwards (default: one 1 GiB RAM namespace).
     #[serde(default)]
     pub namespace: Vec<Spanned<Namespace>>,
+    /// RNIC: the MAC address, "00:50:56:xx:xx:xx" (default: VMware's OUI
+    /// and the RNIC's index).
+    #[serde(default)]
+    pub mac: Option<Spanned<String>>,
 }
 
 /// An NVMe Controller Memory Buffer: `cmb = { size = "64M" }`. Each

@@ -14,10 +14,17 @@ const DEFAULT_NS_SIZE: u64 = 1 << 30;
 pub(super) fn check_fields(ep: &Endpoint) -> Result<(), String> {
     let nvme_only =
         ep.serial.is_some() || ep.model.is_some() || ep.cmb.is_some() || !ep.namespace.is_empty();
+    if ep.mac.is_some() && ep.kind != EndpointKind::Rnic {
+        return Err("mac is for kind = \"rnic\"".into());
+    }
     match ep.kind {
-        EndpointKind::Test if nvme_only => {
+        EndpointKind::Test | EndpointKind::Rnic if nvme_only => {
             Err("serial, model, cmb and namespace are for kind = \"nvme\"".into())
         }
+        EndpointKind::Rnic if ep.bar_size.is_some() => {
+            Err("bar_size is for kind = \"test\"".into())
+        }
+        EndpointKind::Rnic => super::rnic::mac(ep, 0).map(|_| ()),
         EndpointKind::Nvme if ep.bar_size.is_some() => {
             Err("bar_size is for kind = \"test\" (an NVMe CMB is `cmb = { size = ... }`)".into())
         }
@@ -112,6 +119,8 @@ pub fn device_memory(topo: &super::Topology) -> u64 {
                 .as_deref()
                 .and_then(|s| parse_size(s).ok())
                 .unwrap_or(1 << 20),
+            // Rings live in guest RAM.
+            EndpointKind::Rnic => 0,
             EndpointKind::Nvme => nvme_config(ep, 1).map_or(0, |c| {
                 let ram: u64 = c
                     .namespaces

@@ -176,3 +176,41 @@ fn a_bad_cpu_table_is_refused_with_its_line() {
     let e = err(&format!("{RC}[cpu]\nfamly = 0x17\n"));
     assert!(e.contains("famly"), "{e}");
 }
+
+#[test]
+fn rnic_fields() {
+    let rp = "[[root_port]]\nname = \"rp1\"\n[[endpoint]]\nname = \"r\"\nparent = \"rp1\"\n";
+    let ok = Topology::parse(
+        &format!("{RC}{rp}kind = \"rnic\"\nmac = \"00:50:56:00:00:07\"\n"),
+        "t.toml",
+    );
+    let t = ok.unwrap();
+    assert_eq!(
+        super::rnic_mac(&t.endpoint[0], 3).unwrap(),
+        [0, 0x50, 0x56, 0, 0, 7]
+    );
+    let bare = Topology::parse(&format!("{RC}{rp}kind = \"rnic\"\n"), "t.toml").unwrap();
+    assert_eq!(
+        super::rnic_mac(&bare.endpoint[0], 3).unwrap(),
+        [0, 0x50, 0x56, 0x50, 0x32, 3]
+    );
+    for (mac, want) in [
+        ("00:50:56:00:00", "is not six hex bytes"),
+        ("00:50:56:00:00:0g", "is not six hex bytes"),
+        ("00:50:56:00:00:001", "is not six hex bytes"),
+        ("01:00:5e:00:00:01", "is a multicast address"),
+    ] {
+        let e = err(&format!("{RC}{rp}kind = \"rnic\"\nmac = \"{mac}\"\n"));
+        assert!(e.contains(want), "{mac}: {e}");
+    }
+    let e = err(&format!(
+        "{RC}{rp}kind = \"nvme\"\nmac = \"00:50:56:00:00:01\"\n"
+    ));
+    assert!(e.contains("mac is for kind = \"rnic\""), "{e}");
+    let e = err(&format!(
+        "{RC}{rp}kind = \"rnic\"\ncmb = {{ size = \"2M\" }}\n"
+    ));
+    assert!(e.contains("are for kind = \"nvme\""), "{e}");
+    let e = err(&format!("{RC}{rp}kind = \"rnic\"\nbar_size = \"1M\"\n"));
+    assert!(e.contains("bar_size is for kind = \"test\""), "{e}");
+}

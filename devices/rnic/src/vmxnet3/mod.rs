@@ -44,4 +44,4 @@ mod state;
 pub use desc::{rx_completion, tx_completion, Completion, RxDesc, TxDesc};
 pub use engine::{Vmxnet3Engine, Vmxnet3Stats};
 pub use function::{Vmxnet3, Vmxnet3Config};
-pub use offload::{apply as apply_offload, checksum, Malformed};
+pub use offload::{apply as apply_offload, checksum, Malformed, MAX_SEGMENTS};

@@ -5,6 +5,9 @@
 
 use super::regs::txd;
 
+/// Most segments one TSO packet may be cut into (64 KiB at an MSS of 64).
+pub const MAX_SEGMENTS: usize = 1024;
+
 /// The one's complement sum of `data` (big-endian 16-bit words), not yet
 /// folded.
 fn sum(data: &[u8], mut acc: u64) -> u64 {
@@ -38,8 +41,9 @@ pub enum Malformed {
     /// TSO on something that is not an Ethernet IPv4 or IPv6 TCP packet,
     /// or whose headers do not fit.
     NotTcp,
-    /// TSO with an MSS of 0.
-    ZeroMss,
+    /// TSO with an MSS of 0, or one so small that the packet would make
+    /// more than [`MAX_SEGMENTS`] segments.
+    BadMss,
 }
 
 /// CSUM: the sum of `frame[start..]` (the field at `field` already holds
@@ -105,10 +109,13 @@ fn tcp_checksum(seg: &mut [u8], h: &Headers) {
 /// first.
 fn segment(frame: &[u8], mss: usize) -> Result<Vec<Vec<u8>>, Malformed> {
     if mss == 0 {
-        return Err(Malformed::ZeroMss);
+        return Err(Malformed::BadMss);
     }
     let h = tcp_headers(frame).ok_or(Malformed::NotTcp)?;
     let payload = &frame[h.end..];
+    if payload.len().div_ceil(mss) > MAX_SEGMENTS {
+        return Err(Malformed::BadMss);
+    }
     let seq = u32::from_be_bytes(frame[h.l4 + 4..h.l4 + 8].try_into().unwrap_or_default());
     let id = u16::from_be_bytes([frame[h.l3 + 4], frame[h.l3 + 5]]);
     let flags = frame[h.l4 + 13];

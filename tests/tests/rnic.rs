@@ -1,0 +1,94 @@
+//! RNIC tier: Linux's own vmxnet3 driver binds p2pvm's RNICs (function
+//! 0), brings the links up and moves real traffic between two of them on
+//! the VM's wire: ping both ways, and a 4 MiB HTTP download (busybox
+//! httpd and wget; the device's checksum offload and TSO at work) whose
+//! bytes are compared. The second NIC sits in its own
+//! network namespace, so the traffic leaves one NIC and enters the other
+//! instead of looping through `lo`.
+
+mod common;
+
+use common::{guest, section};
+
+fn topo() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/rnic.toml").to_string()
+}
+
+/// Shell: `ifname MAC` prints the netdev with that address.
+const IFNAME: &str = r#"ifname() { for n in /sys/class/net/*; do [ "$(cat $n/address)" = "$1" ] && echo ${n##*/}; done; }
+"#;
+
+#[test]
+fn vmxnet3_links_come_up_and_carry_ping_and_tcp_between_two_rnics() {
+    let script = format!(
+        r#"{IFNAME}
+a=$(ifname 00:50:56:50:32:00); b=$(ifname 00:50:56:50:32:01)
+echo '=== netdevs ==='
+for n in /sys/class/net/*; do [ -e $n/device ] || continue; d=$(readlink -f $n/device); echo "${{n##*/}} $(cat $n/address) ${{d##*/}} $(cat $n/device/vendor):$(cat $n/device/device) $(basename $(readlink -f $n/device/driver))"; done
+ip link set $a up; ip addr add 10.9.0.1/24 dev $a
+unshare -n sleep 300 & ns=$!
+sleep 0.5
+ip link set $b netns $ns
+nsenter -t $ns -n ip link set lo up
+nsenter -t $ns -n ip link set $b up
+nsenter -t $ns -n ip addr add 10.9.0.2/24 dev $b
+sleep 1
+echo '=== link ==='; echo "carrier $(cat /sys/class/net/$a/carrier) speed $(cat /sys/class/net/$a/speed)"; ip -o link show $a
+echo '=== ping ==='; ping -c 5 -W 2 10.9.0.2; echo "ping exit $?"
+echo '=== ping back ==='; nsenter -t $ns -n ping -c 3 -W 2 -s 1400 10.9.0.1; echo "ping back exit $?"
+echo '=== tcp ==='
+mkdir -p /tmp/www; dd if=/dev/urandom of=/tmp/www/src bs=64k count=64 2>/dev/null
+nsenter -t $ns -n httpd -p 8080 -h /tmp/www
+sleep 0.5
+wget -q -O /tmp/got http://10.9.0.2:8080/src; echo "wget exit $?"
+md5sum /tmp/www/src /tmp/got | awk '{{print $1}}' | uniq | wc -l | sed 's/^/distinct sums: /'
+ls -l /tmp/got | awk '{{print "got bytes: " $5}}'
+grep '^Tcp:' /proc/net/snmp | tail -1 | awk '{{print "in csum errors: " $NF}}'
+kill $ns
+"#
+    );
+    let t = topo();
+    let r = guest(&["--topology", &t], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nd = section(&r.stdout, "netdevs");
+    for (mac, bdf) in [
+        ("00:50:56:50:32:00", "0000:05:00.0"),
+        ("00:50:56:50:32:01", "0000:06:00.0"),
+    ] {
+        let line = nd
+            .lines()
+            .find(|l| l.contains(mac))
+            .unwrap_or_else(|| panic!("{mac} in\n{nd}"));
+        assert!(line.contains(bdf), "{line}");
+        assert!(line.contains("0x15ad:0x07b0 vmxnet3"), "{line}");
+    }
+    let link = section(&r.stdout, "link");
+    assert!(link.contains("carrier 1 speed 10000"), "{link}");
+    assert!(link.contains("UP") && link.contains("LOWER_UP"), "{link}");
+    let ping = section(&r.stdout, "ping");
+    assert!(
+        ping.contains("5 packets transmitted, 5 packets received"),
+        "{ping}"
+    );
+    assert!(ping.contains("ping exit 0"), "{ping}");
+    let back = section(&r.stdout, "ping back");
+    assert!(
+        back.contains("3 packets transmitted, 3 packets received"),
+        "{back}"
+    );
+    let tcp = section(&r.stdout, "tcp");
+    assert!(tcp.contains("wget exit 0"), "{tcp}");
+    assert!(
+        tcp.contains("in csum errors: 0"),
+        "the device's checksums are right: {tcp}"
+    );
+    assert!(
+        tcp.contains("got bytes: 4194304"),
+        "all 4 MiB arrived: {tcp}"
+    );
+    assert!(tcp.contains("distinct sums: 1"), "the same bytes: {tcp}");
+    let d = r.dmesg.unwrap_or_default();
+    for bad in ["NETDEV WATCHDOG", "tx hang", "Failed to activate"] {
+        assert!(!d.contains(bad), "{bad} in dmesg:\n{d}");
+    }
+}
