@@ -92,3 +92,59 @@ kill $ns
         assert!(!d.contains(bad), "{bad} in dmesg:\n{d}");
     }
 }
+
+#[test]
+fn pvrdma_binds_function_1_and_its_port_is_active_with_a_roce_v2_gid() {
+    let script = format!(
+        r#"{IFNAME}
+a=$(ifname 00:50:56:50:32:00)
+ip addr add 10.9.0.1/24 dev $a; ip link set $a up; sleep 1
+echo '=== lspci ==='; lspci -n -s 05:00
+echo '=== devices ==='; ibv_devices
+echo '=== devinfo ==='; ibv_devinfo -d vmw_pvrdma0 -v
+echo '=== gids ==='
+for g in /sys/class/infiniband/vmw_pvrdma0/ports/1/gids/*; do i=${{g##*/}}; v=$(cat $g); [ "$v" = 0000:0000:0000:0000:0000:0000:0000:0000 ] || echo "$i $v $(cat /sys/class/infiniband/vmw_pvrdma0/ports/1/gid_attrs/types/$i)"; done
+echo '=== netdev ==='; cat /sys/class/infiniband/vmw_pvrdma0/ports/1/gid_attrs/ndevs/1
+"#
+    );
+    let t = topo();
+    let r = guest(&["--topology", &t], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l = section(&r.stdout, "lspci");
+    assert!(l.contains("05:00.0 0200: 15ad:07b0"), "{l}");
+    assert!(l.contains("05:00.1 0280: 15ad:0820"), "{l}");
+    let devs = section(&r.stdout, "devices");
+    // node GUIDs: EUI-64 of each RNIC's MAC.
+    assert!(
+        devs.contains("vmw_pvrdma0") && devs.contains("025056fffe503200"),
+        "{devs}"
+    );
+    assert!(
+        devs.contains("vmw_pvrdma1") && devs.contains("025056fffe503201"),
+        "{devs}"
+    );
+    let info = section(&r.stdout, "devinfo");
+    for want in [
+        "vendor_id:\t\t\t0x15ad",
+        "max_qp:\t\t\t\t256",
+        "MEM_MGT_EXTENSIONS",
+        "state:\t\t\tPORT_ACTIVE (4)",
+        "link_layer:\t\tEthernet",
+        "::ffff:10.9.0.1, RoCE v2",
+    ] {
+        assert!(info.contains(want), "{want:?} in\n{info}");
+    }
+    let gids = section(&r.stdout, "gids");
+    assert!(
+        gids.lines()
+            .any(|l| l.contains("ffff:0a09:0001") && l.ends_with("RoCE v2")),
+        "{gids}"
+    );
+    let nd = section(&r.stdout, "netdev");
+    assert!(nd.trim() == "eth0" || nd.trim().starts_with("eth"), "{nd}");
+    let d = r.dmesg.unwrap_or_default();
+    assert!(
+        !d.contains("pvrdma") || !d.to_lowercase().contains("failed"),
+        "{d}"
+    );
+}

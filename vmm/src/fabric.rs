@@ -275,16 +275,36 @@ pub fn build(
                         macs.push(mac);
                         let cfg = rnic::vmxnet3::Vmxnet3Config {
                             mac,
-                            multifunction: false,
+                            multifunction: true,
                             link_speed: speed(ep.link.speed),
                             link_width: ep.link.width,
                         };
+                        let rdma = rnic::pvrdma::PvrdmaConfig {
+                            mac,
+                            link_speed: cfg.link_speed,
+                            link_width: cfg.link_width,
+                        };
                         let wire = wire.clone();
-                        dev.add(&mut threads, move |dma, notify, _bells| {
+                        // Function 1 is the node "<name>.rdma" (counters, traces).
+                        let rdma_name = format!("{name}.rdma");
+                        let fn1 = Device {
+                            fabric: &fabric,
+                            ram: &ram,
+                            bells: &bells,
+                            parent,
+                            name: &rdma_name,
+                        };
+                        let id = dev.add(&mut threads, move |dma, notify, _bells| {
                             let (f, engine) = rnic::vmxnet3::Vmxnet3::new(&cfg, dma, notify, &wire)
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(f), Box::new(engine)))
-                        })
+                        })?;
+                        fn1.add_function(1, &mut threads, move |dma, notify, _bells| {
+                            let (f, engine) = rnic::pvrdma::Pvrdma::new(&rdma, dma, notify)
+                                .map_err(|x| Error::Fabric(x.to_string()))?;
+                            Ok((Box::new(f), Box::new(engine)))
+                        })?;
+                        Ok(id)
                     }
                     EndpointKind::Nvme => {
                         cntlid += 1;
@@ -409,14 +429,33 @@ impl Device<'_> {
             Arc<dyn pcie_core::DoorbellControl>,
         ) -> Result<Made>,
     ) -> Result<NodeId> {
+        self.add_function(0, threads, make)
+    }
+
+    /// [`add`](Self::add) at function `function` of device 0.
+    fn add_function(
+        self,
+        function: u8,
+        threads: &mut Vec<(NodeId, DeviceThread)>,
+        make: impl FnOnce(
+            DmaHandle,
+            Arc<dyn pcie_core::Notifier>,
+            Arc<dyn pcie_core::DoorbellControl>,
+        ) -> Result<Made>,
+    ) -> Result<NodeId> {
         let (f, ram, name, bells) = (
             self.fabric.clone(),
             self.ram.clone(),
             self.name,
             self.bells.clone(),
         );
-        self.fabric
-            .add_with(self.parent, 0, 0, name, NodeKind::Endpoint, move |id| {
+        self.fabric.add_with(
+            self.parent,
+            0,
+            function,
+            name,
+            NodeKind::Endpoint,
+            move |id| {
                 let mut dev = None;
                 let thread = DeviceThread::new(name, |notify| {
                     let (function, worker) =
@@ -427,7 +466,8 @@ impl Device<'_> {
                 })?;
                 threads.push((id, thread));
                 dev.ok_or_else(|| Error::Fabric("no device".into()))
-            })
+            },
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! An RDMA NIC for p2pvm, KVM-free: one slot whose function 0 is a
-//! vmxnet3 Ethernet controller ([`vmxnet3`]) and whose function 1 will be
-//! PVRDMA (issue #11, in progress), joined to other RNICs by a [`Wire`].
+//! vmxnet3 Ethernet controller ([`vmxnet3`]) and whose function 1 is
+//! PVRDMA ([`pvrdma`]; its QP engine is in progress), joined to other
+//! RNICs by a [`Wire`].
 //!
 //! # Locking
 //! Each function's registers sit behind one lock that its engine takes
@@ -9,6 +10,7 @@
 //! waits for another.
 
 mod error;
+pub mod pvrdma;
 pub mod vmxnet3;
 mod wire;
 
