@@ -108,11 +108,12 @@ impl PvrdmaEngine {
                 err::OK
             }
         };
-        self.shared.job_done(n, e);
         if job == Job::Command {
-            // Every command completes with vector 0, whatever its result.
+            // Every command completes with vector 0, whatever its result,
+            // before the REQUEST write returns.
             self.raise(VEC_CMD);
         }
+        self.shared.job_done(n, e);
     }
 
     /// A UAR doorbell.
