@@ -284,7 +284,7 @@ pub fn build(
                             link_speed: cfg.link_speed,
                             link_width: cfg.link_width,
                         };
-                        let wire = wire.clone();
+                        let (wire, wire1) = (wire.clone(), wire.clone());
                         // Function 1 is the node "<name>.rdma" (counters, traces).
                         let rdma_name = format!("{name}.rdma");
                         let fn1 = Device {
@@ -300,7 +300,7 @@ pub fn build(
                             Ok((Box::new(f), Box::new(engine)))
                         })?;
                         fn1.add_function(1, &mut threads, move |dma, notify, _bells| {
-                            let (f, engine) = rnic::pvrdma::Pvrdma::new(&rdma, dma, notify)
+                            let (f, engine) = rnic::pvrdma::Pvrdma::new(&rdma, dma, notify, &wire1)
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(f), Box::new(engine)))
                         })?;

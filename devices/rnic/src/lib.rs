@@ -11,6 +11,7 @@
 
 mod error;
 pub mod pvrdma;
+pub mod transport;
 pub mod vmxnet3;
 mod wire;
 

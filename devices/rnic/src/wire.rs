@@ -23,11 +23,13 @@ struct Inbox {
     dropped: Mutex<u64>,
 }
 
-/// An Ethernet segment that ports attach to.
+/// An Ethernet segment that ports attach to, and the RDMA fabric its
+/// PVRDMA engines share.
 #[derive(Default)]
 pub struct Wire {
     ports: Mutex<Vec<(u64, Weak<Inbox>)>>,
     next: Mutex<u64>,
+    rdma: Arc<crate::transport::RdmaFabric>,
 }
 
 impl std::fmt::Debug for Wire {
@@ -58,6 +60,12 @@ impl Wire {
     /// A wire with nothing attached.
     pub fn new() -> Arc<Self> {
         Arc::new(Wire::default())
+    }
+
+    /// Attaches a PVRDMA engine, which `notify` wakes when a message
+    /// arrives (or room frees up at a port it waits for).
+    pub fn rdma_attach(&self, notify: Arc<dyn Notifier>) -> crate::transport::RdmaPort {
+        self.rdma.attach(notify)
     }
 
     /// Attaches a port whose device `notify` wakes when a frame arrives.

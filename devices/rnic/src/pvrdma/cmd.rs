@@ -88,6 +88,10 @@ pub fn node_guid(mac: [u8; 6]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Largest message one work request may carry (QUERY_PORT's
+/// `max_msg_sz`): 16 MiB.
+pub const MAX_MSG: u32 = 16 << 20;
+
 /// Bytes of a WQE of `base` header bytes and `sge` entries: a power of two.
 fn stride(base: u32, sge: u32) -> u64 {
     u64::from(base + 16 * sge).next_power_of_two()
@@ -478,6 +482,9 @@ impl Rdma {
             path_mtu: 3,
             sq_psn: 0,
             rq_psn: 0,
+            issued: 0,
+            outstanding: Default::default(),
+            rnr: Default::default(),
         };
         let h = if gsi {
             self.qps
@@ -543,6 +550,9 @@ impl Rdma {
             if s == qp_state::RESET {
                 // The driver zeroes the ring indices: start over.
                 qp.sq.head = 0;
+                qp.issued = 0;
+                qp.outstanding.clear();
+                qp.rnr.clear();
                 if let Some(rq) = &mut qp.rq {
                     rq.head = 0;
                 }
@@ -584,7 +594,7 @@ fn query_port() -> Vec<u8> {
     p.put_u32(8, 3); // active_mtu: 1024
     p.put_u32(12, limit::GID_TBL_LEN);
     p.put_u32(16, 0); // port_cap_flags
-    p.put_u32(20, 0x8000_0000); // max_msg_sz
+    p.put_u32(20, MAX_MSG); // max_msg_sz
     p.put_u16(32, 1); // pkey_tbl_len
     p.put(39, &[1]); // max_vl_num
     p.put(43, &[2, 32, 5]); // active_width 4X, active_speed EDR, phys_state LinkUp

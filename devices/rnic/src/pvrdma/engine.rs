@@ -8,8 +8,13 @@ use std::sync::Arc;
 use pcie_core::{DeviceWorker, DmaHandle, MsiMessage};
 
 use super::cmd::Rdma;
-use super::regs::{err, uar, VEC_CMD};
+use super::qp::Ctx;
+use super::regs::{err, uar, VEC_CMD, VEC_CQ};
 use super::state::{Bell, Job, Shared};
+use crate::transport::RdmaPort;
+
+/// Messages taken from the wire per pass.
+const MSGS_PER_PASS: usize = 256;
 
 /// What the engine did since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +38,10 @@ pub struct PvrdmaEngine {
     rdma: Rdma,
     epoch: u64,
     stats: PvrdmaStats,
+    port: RdmaPort,
+    notify: Arc<dyn pcie_core::Notifier>,
+    seq: u64,
+    gids: Vec<[u8; 16]>,
 }
 
 impl std::fmt::Debug for PvrdmaEngine {
@@ -44,13 +53,32 @@ impl std::fmt::Debug for PvrdmaEngine {
 }
 
 impl PvrdmaEngine {
-    pub(crate) fn new(shared: Arc<Shared>, dma: DmaHandle, mac: [u8; 6]) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        dma: DmaHandle,
+        mac: [u8; 6],
+        port: RdmaPort,
+        notify: Arc<dyn pcie_core::Notifier>,
+    ) -> Self {
         PvrdmaEngine {
             shared,
             dma,
             rdma: Rdma::new(mac),
             epoch: 0,
             stats: PvrdmaStats::default(),
+            port,
+            notify,
+            seq: 0,
+            gids: Vec::new(),
+        }
+    }
+
+    /// Tells the wire which GIDs reach this RNIC, when they changed.
+    fn publish_gids(&mut self) {
+        let gids: Vec<[u8; 16]> = self.rdma.gids.iter().flatten().copied().collect();
+        if gids != self.gids {
+            self.port.set_gids(gids.clone());
+            self.gids = gids;
         }
     }
 
@@ -116,9 +144,28 @@ impl PvrdmaEngine {
         self.shared.job_done(n, e);
     }
 
-    /// A UAR doorbell.
-    fn doorbell(&mut self, b: Bell) {
+    /// A UAR doorbell: QP doorbells (from the page the QP's context owns)
+    /// name the QPs to look at.
+    fn doorbell(&mut self, b: Bell, qps: &mut Vec<u32>) {
         self.stats.doorbells += 1;
+        if b.reg == uar::QP {
+            let h = b.value & uar::HANDLE_MASK;
+            let owner = self
+                .rdma
+                .qps
+                .get(h)
+                .and_then(|q| self.rdma.pds.get(q.pd))
+                .map(|pd| {
+                    if pd.ctx == 0 {
+                        0
+                    } else {
+                        self.rdma.ucs.get(pd.ctx).copied().unwrap_or(u32::MAX)
+                    }
+                });
+            if owner == Some(b.page) && !qps.contains(&h) {
+                qps.push(h);
+            }
+        }
         if b.reg == uar::CQ {
             let h = b.value & uar::HANDLE_MASK;
             if let Some(cq) = self.rdma.cqs.get_mut(h) {
@@ -129,11 +176,10 @@ impl PvrdmaEngine {
                 }
             }
         }
-        // QP doorbells: the QP engine (send and receive queues) comes with
-        // the wire's RDMA transport.
     }
 
-    /// Runs the waiting job, the doorbells rung and the interrupts due.
+    /// Runs the waiting job, the doorbells rung, the messages that
+    /// arrived, and the interrupts due.
     pub fn run(&mut self) {
         let (job, bells, due) = {
             let mut c = self.shared.lock();
@@ -147,13 +193,56 @@ impl PvrdmaEngine {
                 std::mem::take(&mut c.due),
             )
         };
+        let mut qps = Vec::new();
         if let Some((n, job)) = job {
             self.run_job(n, job);
+            self.publish_gids();
+            // A MODIFY_QP to ERR flushes; look at every QP.
+            qps.extend(self.rdma.qps.iter().map(|(h, _)| h));
         }
         for b in bells {
-            self.doorbell(b);
+            self.doorbell(b, &mut qps);
+        }
+        let mut cx = Ctx {
+            dma: &self.dma,
+            port: &self.port,
+            seq: &mut self.seq,
+            raised: Default::default(),
+        };
+        for _ in 0..MSGS_PER_PASS {
+            let Some(m) = self.port.recv() else { break };
+            let h = m.dst_qpn;
+            self.rdma.on_msg(&mut cx, m);
+            if !qps.contains(&h) {
+                qps.push(h);
+            }
+        }
+        for h in qps {
+            self.rdma.progress(&mut cx, h);
+        }
+        let raised = cx.raised;
+        if raised.blocked {
+            // Blocked QPs are retried when a peer's queue drains (it wakes
+            // us); look at all of them then.
+            let all: Vec<u32> = self.rdma.qps.iter().map(|(h, _)| h).collect();
+            let mut cx = Ctx {
+                dma: &self.dma,
+                port: &self.port,
+                seq: &mut self.seq,
+                raised: Default::default(),
+            };
+            for h in all {
+                self.rdma.progress(&mut cx, h);
+            }
+        }
+        if raised.cq {
+            self.stats.cq_notifications += 1;
+            self.raise(VEC_CQ);
         }
         self.send(due);
+        if self.port.pending() > 0 {
+            self.notify.notify();
+        }
     }
 }
 

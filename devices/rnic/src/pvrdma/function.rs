@@ -84,11 +84,13 @@ impl std::fmt::Debug for Pvrdma {
 
 impl Pvrdma {
     /// A function in its power-on state and its engine, which reaches
-    /// memory through `dma` and is woken by `notify`.
+    /// memory through `dma`, is woken by `notify`, and sends and receives
+    /// RDMA traffic on `wire`.
     pub fn new(
         cfg: &PvrdmaConfig,
         dma: DmaHandle,
         notify: Arc<dyn Notifier>,
+        wire: &Arc<crate::Wire>,
     ) -> Result<(Self, PvrdmaEngine), Error> {
         let (config, msix) = build_config(cfg)?;
         let core = Core {
@@ -110,7 +112,8 @@ impl Pvrdma {
             epoch: 0,
         };
         let shared = Arc::new(Shared::new(core));
-        let engine = PvrdmaEngine::new(shared.clone(), dma, cfg.mac);
+        let port = wire.rdma_attach(notify.clone());
+        let engine = PvrdmaEngine::new(shared.clone(), dma, cfg.mac, port, notify.clone());
         Ok((Pvrdma { shared, notify }, engine))
     }
 

@@ -29,11 +29,14 @@
 mod cmd;
 mod engine;
 mod function;
+pub mod grh;
 pub mod mem;
+pub mod qp;
 pub mod regs;
 pub mod resources;
 pub mod ring;
 mod state;
+pub mod wqe;
 
 pub use cmd::{node_guid, Rdma};
 pub use engine::{PvrdmaEngine, PvrdmaStats};

@@ -2,8 +2,12 @@
 //! domains, user contexts, CQs, QPs, memory regions and the GID table,
 //! held by the engine (only its thread touches them).
 
+use std::collections::VecDeque;
+
 use super::mem::Pages;
 use super::ring::RingMath;
+use super::wqe::Sge;
+use crate::transport::Msg;
 
 /// A table of objects indexed by handle; handle 0 is never used.
 #[derive(Debug, Clone)]
@@ -165,6 +169,31 @@ pub struct Qp {
     pub sq_psn: u32,
     /// Next send PSN and expected receive PSN.
     pub rq_psn: u32,
+    /// Send-queue index up to which WQEs went out (`sq.head` is where
+    /// they are retired, in order).
+    pub issued: u32,
+    /// Requests sent and not yet answered (or local work not yet
+    /// retired), oldest first.
+    pub outstanding: VecDeque<Pending>,
+    /// Incoming messages waiting for a receive WQE (RNR).
+    pub rnr: VecDeque<Msg>,
+}
+
+/// A send WQE on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Its sequence number on the wire.
+    pub seq: u64,
+    /// The driver's ID.
+    pub wr_id: u64,
+    /// The completion's opcode.
+    pub wc_opcode: u32,
+    /// A completion is wanted on success.
+    pub signaled: bool,
+    /// Where an RDMA READ's data goes.
+    pub read_sges: Vec<Sge>,
+    /// Its outcome once known.
+    pub status: Option<u32>,
 }
 
 /// What a memory region maps.

@@ -95,6 +95,11 @@ impl Drop for Rig {
 
 impl Rig {
     pub fn new() -> Rig {
+        Rig::on(&Wire::new(), MAC)
+    }
+
+    /// An RNIC with `mac` on `wire` (two rigs on one wire are two hosts).
+    pub fn on(wire: &Arc<Wire>, mac: [u8; 6]) -> Rig {
         let fabric = Arc::new(Fabric::new(
             vec![(0, RAM_SIZE as u64)],
             RcP2pPolicy::Forward,
@@ -102,7 +107,6 @@ impl Rig {
         let ram = VecRam::new(RAM_SIZE);
         let irqs = Arc::new(Recorder::default());
         assert!(fabric.set_interrupt_sink(irqs.clone()));
-        let wire = Wire::new();
         let rp = fabric
             .add(
                 None,
@@ -126,7 +130,7 @@ impl Rig {
                     &cfg,
                     DmaHandle::new(fabric.clone(), id, r),
                     wake0.clone(),
-                    &wire,
+                    wire,
                 )?;
                 Ok::<Box<dyn PciFunction>, rnic::Error>(Box::new(f))
             })
@@ -137,12 +141,16 @@ impl Rig {
             .add_with(Some(rp), 0, 1, "rdma", NodeKind::Endpoint, |id| {
                 let r: Arc<dyn GuestRam> = ram.clone();
                 let cfg = PvrdmaConfig {
-                    mac: MAC,
+                    mac,
                     link_speed: pcie_core::LinkSpeed::Gt8,
                     link_width: 4,
                 };
-                let (f, e) =
-                    Pvrdma::new(&cfg, DmaHandle::new(fabric.clone(), id, r), wake.clone())?;
+                let (f, e) = Pvrdma::new(
+                    &cfg,
+                    DmaHandle::new(fabric.clone(), id, r),
+                    wake.clone(),
+                    wire,
+                )?;
                 engine = Some(e);
                 Ok::<Box<dyn PciFunction>, rnic::Error>(Box::new(f))
             })
