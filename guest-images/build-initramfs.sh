@@ -49,7 +49,7 @@ t0=$(date +%s)
 tool_pkgs=(pciutils nvme-cli fio ibverbs-utils perftest rdmacm-utils iproute2)
 # All packages whose versions key the cache (tools, data, main libraries).
 key_pkgs=(busybox-static "${tool_pkgs[@]}" ibverbs-providers pci.ids
-          libibverbs1 librdmacm1 libnvme1 libpci3 libc6)
+          libibverbs1 librdmacm1 libnvme1 libpci3 libc6 libgcc-s1)
 # Libraries fio links for storage engines a p2pvm guest has no use for (Ceph
 # RBD/RADOS, GlusterFS, NBD). Unless --full, they become stubs: their closure
 # is 60 MiB of the 95 MiB image.
@@ -309,6 +309,9 @@ add_libs "${tools[@]}"
 # rdma-core's verbs providers are dlopen'ed, so ldd cannot see them.
 for f in "${providers[@]}" /etc/libibverbs.d/*.driver; do add "$f"; done
 add_libs "${providers[@]}"
+# glibc dlopens libgcc_s for pthread_exit and pthread_cancel (rping's
+# threads end that way); ldd cannot see it either.
+add /lib/x86_64-linux-gnu/libgcc_s.so.1
 add "$pci_ids"
 # The loader, in case nothing above named it the usual way.
 add /lib64/ld-linux-x86-64.so.2

@@ -151,3 +151,79 @@ echo '=== netdev ==='; cat /sys/class/infiniband/vmw_pvrdma0/ports/1/gid_attrs/n
         );
     }
 }
+
+/// Shell: both links up, rnic1's netdev (10.9.0.2) in its own network
+/// namespace `$ns`, rnic0's (10.9.0.1) in the initial one. The RDMA
+/// devices are not namespaced; each one's RoCE GID follows its netdev.
+const TWO_HOSTS: &str = r#"a=$(ifname 00:50:56:50:32:00); b=$(ifname 00:50:56:50:32:01)
+ip link set $a up; ip addr add 10.9.0.1/24 dev $a
+unshare -n sleep 600 & ns=$!
+sleep 0.5
+ip link set $b netns $ns
+nsenter -t $ns -n ip link set lo up
+nsenter -t $ns -n ip link set $b up
+nsenter -t $ns -n ip addr add 10.9.0.2/24 dev $b
+sleep 1
+# pair NAME SERVER-CMD CLIENT-CMD: the server in rnic1's namespace.
+pair() { echo "=== $1 ==="; nsenter -t $ns -n timeout 60 sh -c "$2" > /tmp/srv.log 2>&1 & s=$!; sleep 1; timeout 60 sh -c "$3" > /tmp/cli.log 2>&1; echo "client exit $?"; tail -6 /tmp/cli.log; wait $s; echo "server exit $?"; tail -4 /tmp/srv.log; }
+"#;
+
+#[test]
+fn rdma_core_tools_pass_between_two_rnics_and_in_loopback() {
+    let script = format!(
+        r#"{IFNAME}{TWO_HOSTS}
+pair rc_pingpong 'ibv_rc_pingpong -d vmw_pvrdma1 -g 1 -n 50 -c' 'ibv_rc_pingpong -d vmw_pvrdma0 -g 1 -n 50 -c 10.9.0.2'
+pair rping 'rping -s -a 10.9.0.2 -C 5 -V' 'rping -c -a 10.9.0.2 -C 5 -V -v'
+pair write_bw 'ib_write_bw -d vmw_pvrdma1 -x 1 -n 100' 'ib_write_bw -d vmw_pvrdma0 -x 1 -n 100 10.9.0.2'
+pair read_bw 'ib_read_bw -d vmw_pvrdma1 -x 1 -n 100' 'ib_read_bw -d vmw_pvrdma0 -x 1 -n 100 10.9.0.2'
+pair send_bw 'ib_send_bw -d vmw_pvrdma1 -x 1 -n 100' 'ib_send_bw -d vmw_pvrdma0 -x 1 -n 100 10.9.0.2'
+pair write_lat 'ib_write_lat -d vmw_pvrdma1 -x 1 -n 100' 'ib_write_lat -d vmw_pvrdma0 -x 1 -n 100 10.9.0.2'
+echo "=== loopback ==="
+timeout 60 rping -s -a 10.9.0.1 -C 3 -V > /tmp/lo.log 2>&1 & s=$!
+sleep 1
+timeout 60 rping -c -a 10.9.0.1 -C 3 -V -v; echo "loop client exit $?"
+wait $s; echo "loop server exit $?"
+kill $ns
+"#
+    );
+    let t = topo();
+    let r = guest(&["--topology", &t], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for name in [
+        "rc_pingpong",
+        "rping",
+        "write_bw",
+        "read_bw",
+        "send_bw",
+        "write_lat",
+    ] {
+        let s = section(&r.stdout, name);
+        assert!(
+            s.contains("client exit 0") && s.contains("server exit 0"),
+            "{name}:\n{s}"
+        );
+    }
+    let pp = section(&r.stdout, "rc_pingpong");
+    assert!(
+        pp.contains("409600 bytes in"),
+        "50 x 4096 bytes each way: {pp}"
+    );
+    let rp = section(&r.stdout, "rping");
+    assert!(rp.contains("ping data: rdma-ping-4"), "{rp}");
+    for bw in ["write_bw", "read_bw", "send_bw"] {
+        let s = section(&r.stdout, bw);
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with("65536      100")),
+            "{bw}: {s}"
+        );
+    }
+    let lo = section(&r.stdout, "loopback");
+    assert!(
+        lo.contains("loop client exit 0") && lo.contains("loop server exit 0"),
+        "{lo}"
+    );
+    assert!(lo.contains("ping data: rdma-ping-2"), "{lo}");
+    let d = r.dmesg.unwrap_or_default();
+    assert!(!d.contains("blocked for more than"), "{d}");
+}
