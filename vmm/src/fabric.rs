@@ -173,6 +173,8 @@ pub fn build(
     // Every RNIC of the VM is on one wire.
     let wire = rnic::Wire::new();
     let mut macs: Vec<[u8; 6]> = Vec::new();
+    // Functions besides function 0 (an RNIC's PVRDMA), named after it.
+    let mut extra: Vec<(String, NodeId)> = Vec::new();
     for (i, p) in layout.iter().enumerate() {
         let parent = p.parent.map(|x| ids[x]);
         let name = p.name.as_str();
@@ -299,11 +301,14 @@ pub fn build(
                                 .map_err(|x| Error::Fabric(x.to_string()))?;
                             Ok((Box::new(f), Box::new(engine)))
                         })?;
-                        fn1.add_function(1, &mut threads, move |dma, notify, _bells| {
-                            let (f, engine) = rnic::pvrdma::Pvrdma::new(&rdma, dma, notify, &wire1)
-                                .map_err(|x| Error::Fabric(x.to_string()))?;
-                            Ok((Box::new(f), Box::new(engine)))
-                        })?;
+                        let id1 =
+                            fn1.add_function(1, &mut threads, move |dma, notify, _bells| {
+                                let (f, engine) =
+                                    rnic::pvrdma::Pvrdma::new(&rdma, dma, notify, &wire1)
+                                        .map_err(|x| Error::Fabric(x.to_string()))?;
+                                Ok((Box::new(f), Box::new(engine)))
+                            })?;
+                        extra.push((rdma_name.clone(), id1));
                         Ok(id)
                     }
                     EndpointKind::Nvme => {
@@ -324,6 +329,7 @@ pub fn build(
         })?;
         ids.push(id);
         nodes.push((p.name.clone(), id));
+        nodes.append(&mut extra);
     }
 
     let (m64, m64_size) = mmio64_aperture(ram_size);
