@@ -248,3 +248,19 @@ proptest! {
         prop_assert_eq!(r.ok(cmd::QUERY_PORT, &[1])[0], 4);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// WQEs from any bytes: parsed within their limits, or refused.
+    #[test]
+    fn wqes_parse_within_their_limits(b in proptest::collection::vec(any::<u8>(), 0..600), max in 0u32..33) {
+        use rnic::pvrdma::wqe::{RecvWqe, SendWqe, RQ_HDR, SGE, SQ_HDR};
+        if let Some(w) = SendWqe::parse(&b, max) {
+            prop_assert!(w.sges.len() as u32 <= max && SQ_HDR + w.sges.len() * SGE <= b.len());
+        }
+        if let Some(w) = RecvWqe::parse(&b, max) {
+            prop_assert!(w.sges.len() as u32 <= max && RQ_HDR + w.sges.len() * SGE <= b.len());
+        }
+    }
+}
