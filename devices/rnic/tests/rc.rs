@@ -517,3 +517,43 @@ fn ud_on_the_gsi_qp_delivers_a_grh_with_the_ipv4_header() {
     );
     assert_eq!(g[40..], mad[..]);
 }
+
+#[test]
+fn a_wqe_claiming_too_many_sges_completes_in_error() {
+    let (mut a, _b) = pair();
+    let at = a.qp_base + 4096;
+    a.r.poke(
+        at,
+        &P::default()
+            .u64(0, 42)
+            .u32(8, 1000)
+            .u32(16, wr::SEND)
+            .u32(20, 2)
+            .0,
+    );
+    a.sq_tail = 1;
+    a.r.poke32(a.qp_base, 1);
+    a.ring(true);
+    let got = a.wait(1);
+    assert_eq!((got[0].0, got[0].2), (42, status::LOC_QP_OP_ERR));
+    let q = a.r.ok(cmd::QUERY_QP, &P::default().u32(0, a.qp).0);
+    assert_eq!(u32_at(&q, 0), qp_state::ERR);
+}
+
+#[test]
+fn an_invalid_producer_index_or_a_foreign_doorbell_does_nothing() {
+    let (mut a, mut b) = pair();
+    b.post_recv(1, &[(b.buf, 64, b.dma_key)]);
+    // A producer index outside the ring's arithmetic (2 * WR and up).
+    a.r.poke32(a.qp_base, 0xffff_ffff);
+    a.ring(true);
+    assert!(a.quiet().is_empty());
+    // A doorbell on a user page for a kernel QP is not the QP's.
+    a.r.poke32(a.qp_base, 0);
+    a.r.uar(3, 0, a.qp | 1 << 30);
+    assert!(a.quiet().is_empty());
+    // The device still works.
+    a.post_send(7, wr::SEND, 2, 0, 0, 0, &[(a.buf, 64, a.dma_key)]);
+    assert_eq!(a.wait(1)[0].0, 7);
+    assert_eq!(b.wait(1)[0].0, 1);
+}

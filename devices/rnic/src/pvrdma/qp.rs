@@ -378,7 +378,12 @@ impl Rdma {
                 .read_wqe(cx.dma, qp, true, qp.issued)
                 .unwrap_or_default();
             let Some(w) = SendWqe::parse(&b, max_sge) else {
-                self.push_done(h, 0, wc::SEND, true, status::LOC_QP_OP_ERR);
+                let wr_id = u64::from_le_bytes(
+                    b.get(..8)
+                        .and_then(|x| x.try_into().ok())
+                        .unwrap_or_default(),
+                );
+                self.push_done(h, wr_id, wc::SEND, true, status::LOC_QP_OP_ERR);
                 self.retire(cx, h);
                 return;
             };
