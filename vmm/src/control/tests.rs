@@ -38,11 +38,13 @@ fn commands_reply_return_or_a_typed_error() {
             "sw1-dp1",
             "sw1-dp2",
             "nvme0",
-            "nvme1"
+            "nvme1",
+            "rnic0",
+            "rnic0.rdma"
         ]
     );
     let r = reply(&c, r#"{"execute": "query-counters"}"#);
-    assert_eq!(r["return"]["links"].as_array().unwrap().len(), 9);
+    assert_eq!(r["return"]["links"].as_array().unwrap().len(), 11);
     assert_eq!(r["return"]["refused"]["at_root_complex"], 0);
     for (line, class) in [
         ("{not json", "InvalidJson"),

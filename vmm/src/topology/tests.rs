@@ -15,7 +15,7 @@ fn default_parses_and_places_a_switch_below_root_port_1() {
     let names: Vec<_> = l.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["rp1", "rp2", "sw1", "sw1-dp0", "sw1-dp1", "sw1-dp2", "nvme0", "nvme1"]
+        ["rp1", "rp2", "sw1", "sw1-dp0", "sw1-dp1", "sw1-dp2", "nvme0", "nvme1", "rnic0"]
     );
     // The controllers sit below the first two downstream ports.
     assert_eq!(l[6].parent, Some(3));

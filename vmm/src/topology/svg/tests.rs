@@ -49,14 +49,15 @@ fn every_node_has_a_box_and_every_link_a_line_as_wide_as_its_bytes() {
     let svg = render(&b.fabric, &roots, Some(&c), "t");
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(svg.trim_end().ends_with("</svg>"));
-    // Eight nodes below the root complex plus the root complex itself.
-    assert_eq!(svg.matches("<rect x=").count(), 9);
-    for n in ["nvme0", "nvme1", "sw1-dp2", "rp2"] {
+    // Ten nodes below the root complex (the RNIC's two functions are two)
+    // plus the root complex itself.
+    assert_eq!(svg.matches("<rect x=").count(), 11);
+    for n in ["nvme0", "nvme1", "sw1-dp2", "rp2", "rnic0", "rnic0.rdma"] {
         assert!(svg.contains(&format!(">{n}</text>")), "{n}");
     }
     // A line per link; the busiest are widest, the idle ones hairlines.
     let w = widths(&svg);
-    assert_eq!(w.len(), 8);
+    assert_eq!(w.len(), 10);
     let max = w.iter().cloned().fold(0.0, f64::max);
     assert_eq!(max, MAX_WIDTH);
     assert_eq!(w.iter().filter(|&&x| x == MAX_WIDTH).count(), 4);
