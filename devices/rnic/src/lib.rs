@@ -9,6 +9,7 @@
 //! exchange frames through the wire's queues and wake each other; none
 //! waits for another.
 
+mod config;
 mod error;
 pub mod pvrdma;
 pub mod transport;

@@ -6,15 +6,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use pcie_core::{
-    cap_id, BarKind, BarRegion, ClassCode, CommonHeader, ConfigEffects, DmaHandle, InterruptPin,
-    LinkSpeed, LinkWidth, Msix, MsixPlacement, Notifier, PciExpressCapability, PciFunction,
-    PortType, ResetKind, Type0Config, Type0Header,
+    BarRegion, ConfigEffects, DmaHandle, LinkSpeed, Msix, MsixPlacement, Notifier, PciFunction,
+    ResetKind, Type0Config,
 };
 
 use super::engine::PvrdmaEngine;
 use super::regs::{
-    ctl, err, reg, BAR0_SIZE, BAR1_SIZE, BAR2_SIZE, DEVICE_ID, MSIX_PBA, VECTORS, VENDOR_ID,
-    VERSION,
+    ctl, err, reg, BAR0_SIZE, BAR1_SIZE, BAR2_SIZE, DEVICE_ID, MSIX_PBA, VECTORS, VERSION,
 };
 use super::state::{Bell, Core, Job, Shared, MAX_BELLS};
 use crate::Error;
@@ -31,40 +29,20 @@ pub struct PvrdmaConfig {
     pub link_width: u8,
 }
 
+/// The config space: a network controller (class 02/80) with BAR 0
+/// (MSI-X), BAR 1 (registers) and BAR 2 (UAR pages), Power Management,
+/// MSI-X (3 vectors) and PCI Express.
 fn build_config(cfg: &PvrdmaConfig) -> Result<(Type0Config, Msix), Error> {
-    let header = Type0Header {
-        common: CommonHeader {
-            vendor_id: VENDOR_ID,
-            device_id: DEVICE_ID,
-            revision_id: 0,
-            // Network controller, other.
-            class_code: ClassCode {
-                base: 0x02,
-                sub: 0x80,
-                prog_if: 0,
-            },
-            multifunction: true,
-            interrupt_pin: InterruptPin::None,
-        },
-        subsystem_vendor_id: VENDOR_ID,
-        subsystem_id: DEVICE_ID,
-    };
-    let mut config = Type0Config::new(&header)?;
-    let mmio = BarKind::Memory32 {
-        prefetchable: false,
-    };
-    config.add_bar(0, mmio, BAR0_SIZE)?;
-    config.add_bar(1, mmio, BAR1_SIZE)?;
-    config.add_bar(2, mmio, BAR2_SIZE)?;
-    let space = config.space_mut();
-    let pm: [u8; 6] = [3, 0, 8, 0, 0, 0];
-    space.add_capability(cap_id::POWER_MANAGEMENT, &pm, &[0; 6])?;
+    let mut config = crate::config::vmware_function(
+        DEVICE_ID,
+        0,
+        (0x02, 0x80),
+        true,
+        &[BAR0_SIZE, BAR1_SIZE, BAR2_SIZE],
+    )?;
     let at = |offset| MsixPlacement { bar: 0, offset };
-    let msix = Msix::add(space, VECTORS, at(0), at(MSIX_PBA))?;
-    let width = LinkWidth::from_lanes(cfg.link_width).ok_or(Error::LinkWidth(cfg.link_width))?;
-    PciExpressCapability::new(PortType::Endpoint)
-        .link(cfg.link_speed, width)
-        .add_to(space)?;
+    let msix = Msix::add(config.space_mut(), VECTORS, at(0), at(MSIX_PBA))?;
+    crate::config::add_pcie(config.space_mut(), cfg.link_speed, cfg.link_width)?;
     Ok((config, msix))
 }
 

@@ -3,7 +3,7 @@
 //! pvrdma_dev_api.h` and `include/uapi/rdma/vmw_pvrdma-abi.h`).
 
 /// VMware's PCI vendor ID.
-pub const VENDOR_ID: u16 = 0x15ad;
+pub const VENDOR_ID: u16 = crate::config::VMWARE;
 /// PVRDMA's device ID.
 pub const DEVICE_ID: u16 = 0x0820;
 /// The device version: 20 (QP handles apart from QP numbers).

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use pcie_core::{
-    add_msi, cap_id, BarKind, BarRegion, ClassCode, CommonHeader, ConfigEffects, DmaHandle,
-    Doorbell, InterruptPin, LinkSpeed, LinkWidth, Notifier, PciExpressCapability, PciFunction,
-    PortType, ResetKind, Type0Config, Type0Header,
+    add_msi, BarRegion, ConfigEffects, DmaHandle, Doorbell, LinkSpeed, Notifier, PciFunction,
+    ResetKind, Type0Config,
 };
 
 use super::engine::Vmxnet3Engine;
 use super::regs::{
     cmd, pt, vd, BAR_SIZE, CONF_INTR_MSI_AUTO, DEVICE_ID, LINK_UP_10G, MAX_QUEUES, REVISION_ID,
-    VECTORS, VENDOR_ID,
+    VECTORS,
 };
 use super::state::{Core, Shared};
 use crate::wire::Wire;
@@ -46,37 +45,15 @@ impl Default for Vmxnet3Config {
 /// The config space: Type 0 header (Ethernet controller), BAR 0 and 1
 /// (4 KiB, 32-bit), Power Management, MSI (one vector) and PCI Express.
 fn build_config(cfg: &Vmxnet3Config) -> Result<(Type0Config, u16), Error> {
-    let header = Type0Header {
-        common: CommonHeader {
-            vendor_id: VENDOR_ID,
-            device_id: DEVICE_ID,
-            revision_id: REVISION_ID,
-            class_code: ClassCode {
-                base: 0x02,
-                sub: 0x00,
-                prog_if: 0,
-            },
-            multifunction: cfg.multifunction,
-            interrupt_pin: InterruptPin::None,
-        },
-        subsystem_vendor_id: VENDOR_ID,
-        subsystem_id: DEVICE_ID,
-    };
-    let mut config = Type0Config::new(&header)?;
-    let mmio = BarKind::Memory32 {
-        prefetchable: false,
-    };
-    config.add_bar(0, mmio, BAR_SIZE)?;
-    config.add_bar(1, mmio, BAR_SIZE)?;
-    let space = config.space_mut();
-    // Power Management v3, D0 only.
-    let pm: [u8; 6] = [3, 0, 8, 0, 0, 0];
-    space.add_capability(cap_id::POWER_MANAGEMENT, &pm, &[0; 6])?;
-    let msi = add_msi(space)?;
-    let width = LinkWidth::from_lanes(cfg.link_width).ok_or(Error::LinkWidth(cfg.link_width))?;
-    PciExpressCapability::new(PortType::Endpoint)
-        .link(cfg.link_speed, width)
-        .add_to(space)?;
+    let mut config = crate::config::vmware_function(
+        DEVICE_ID,
+        REVISION_ID,
+        (0x02, 0x00),
+        cfg.multifunction,
+        &[BAR_SIZE, BAR_SIZE],
+    )?;
+    let msi = add_msi(config.space_mut())?;
+    crate::config::add_pcie(config.space_mut(), cfg.link_speed, cfg.link_width)?;
     Ok((config, msi))
 }
 

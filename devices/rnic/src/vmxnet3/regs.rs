@@ -3,7 +3,7 @@
 //! the specification followed).
 
 /// VMware's PCI vendor ID.
-pub const VENDOR_ID: u16 = 0x15ad;
+pub const VENDOR_ID: u16 = crate::config::VMWARE;
 /// vmxnet3's device ID.
 pub const DEVICE_ID: u16 = 0x07b0;
 /// PCI revision ID.
