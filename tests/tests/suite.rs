@@ -523,3 +523,45 @@ fn vtd_poisoning_the_clients_cmb_mappings_corrupts_the_copy_without_linux_notici
         },
     );
 }
+
+#[test]
+fn nvmeof_with_the_target_rnic_below_the_switch_keeps_the_payload_there() {
+    scenario(
+        "nvmeof-switch-local",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            wrong_data: false,
+            dmesg: &["nvmet: using p2pmem on 0000:03:00.0 for nsid 1"],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            // rnic0 (sw1-dp2) and nvme1 both reach the CMB below the
+            // switch; the host's RNIC (rnic1, rp2) reads and writes RAM.
+            carry: &["nvme1", "sw1-dp1", "sw1-dp0", "nvme0", "sw1-dp2", "rp2"],
+            quiet: &["sw1", "rp1"],
+            refused_at_rc: false,
+            red: false,
+            replug: false,
+            iommu: None,
+        },
+    );
+}
+
+#[test]
+fn nvmeof_with_the_target_rnic_behind_the_other_root_port_goes_through_the_rc() {
+    scenario(
+        "nvmeof-rc",
+        "nvme1",
+        Want {
+            copy_ok: true,
+            wrong_data: false,
+            dmesg: &["nvmet: using p2pmem on 0000:03:00.0 for nsid 1"],
+            not_dmesg: &[REFUSAL, REDIRECT],
+            carry: &["nvme1", "nvme0", "rp2", "rp1", "sw1"],
+            quiet: &[],
+            refused_at_rc: false,
+            red: false,
+            replug: false,
+            iommu: None,
+        },
+    );
+}

@@ -97,6 +97,30 @@ pub struct Setup {
     pub iommu: bool,
     /// An `[[iommu.fault]]` armed from power-on: the table's body.
     pub iommu_fault: Option<&'static str>,
+    /// NVMe over Fabrics instead of a local copy: rnic0 on sw1-dp2 and
+    /// rnic1 on rp2 (in place of nvme2); nvmet-rdma on the target RNIC
+    /// exports the client's namespace with nvme0's CMB as p2pmem, and
+    /// the guest copies through the nvme-rdma device on the other RNIC.
+    pub rdma: Option<RdmaTarget>,
+}
+
+/// Which RNIC serves NVMe over Fabrics (the other one is the host's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdmaTarget {
+    /// rnic0, below the switch with the provider.
+    SameSwitch,
+    /// rnic1, below rp2.
+    OtherRootPort,
+}
+
+impl RdmaTarget {
+    /// (target address, host address): rnic0 is 10.9.0.1, rnic1 10.9.0.2.
+    fn addresses(self) -> (&'static str, &'static str) {
+        match self {
+            RdmaTarget::SameSwitch => ("10.9.0.1", "10.9.0.2"),
+            RdmaTarget::OtherRootPort => ("10.9.0.2", "10.9.0.1"),
+        }
+    }
 }
 
 /// 8086:2020, on Linux's P2PDMA host bridge whitelist.
@@ -117,6 +141,7 @@ const BASE: Setup = Setup {
     hot_plug: false,
     iommu: false,
     iommu_fault: None,
+    rdma: None,
 };
 
 /// What the guest kernel should decide.
@@ -501,6 +526,39 @@ pub fn all() -> Vec<Scenario> {
             unseen_by_kernel: false,
             replug: true,
         },
+        Scenario {
+            name: "nvmeof-switch-local",
+            title: "NVMe-oF: nvmet-rdma's RNIC below the switch moves the data to and from the CMB",
+            setup: Setup {
+                rdma: Some(RdmaTarget::SameSwitch),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_lacks: &[],
+            dmesg_has: &["nvmet: using p2pmem on {bdf:nvme0} for nsid 1"],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::BelowSwitch,
+            unseen_by_kernel: false,
+            replug: false,
+        },
+        Scenario {
+            name: "nvmeof-rc",
+            title:
+                "NVMe-oF: the target RNIC behind the other root port reaches the CMB through the RC",
+            setup: Setup {
+                rdma: Some(RdmaTarget::OtherRootPort),
+                ..BASE
+            },
+            cmdline: "",
+            aer_has: &[],
+            dmesg_lacks: &[],
+            dmesg_has: &["nvmet: using p2pmem on {bdf:nvme0} for nsid 1"],
+            kernel: KernelExpect::Allows { redirect: false },
+            fabric: FabricExpect::ThroughRootComplex,
+            unseen_by_kernel: false,
+            replug: false,
+        },
     ]
 }
 
@@ -599,10 +657,17 @@ impl Scenario {
         }
         t += "[[endpoint]]\nname = \"nvme0\"\nparent = \"sw1-dp0\"\nkind = \"nvme\"\nserial = \"P2PVM-NVME0\"\n\
               cmb = { size = \"64M\" }\n[[endpoint.namespace]]\nsize = \"64M\"\n\n";
-        for (name, parent, serial) in [
-            ("nvme1", "sw1-dp1", "P2PVM-NVME1"),
-            ("nvme2", "rp2", "P2PVM-NVME2"),
-        ] {
+        let clients: &[(&str, &str, &str)] = if s.rdma.is_some() {
+            t += "[[endpoint]]\nname = \"rnic0\"\nparent = \"sw1-dp2\"\nkind = \"rnic\"\n\n\
+                  [[endpoint]]\nname = \"rnic1\"\nparent = \"rp2\"\nkind = \"rnic\"\n\n";
+            &[("nvme1", "sw1-dp1", "P2PVM-NVME1")]
+        } else {
+            &[
+                ("nvme1", "sw1-dp1", "P2PVM-NVME1"),
+                ("nvme2", "rp2", "P2PVM-NVME2"),
+            ]
+        };
+        for &(name, parent, serial) in clients {
             t += &format!(
                 "[[endpoint]]\nname = \"{name}\"\nparent = \"{parent}\"\nkind = \"nvme\"\nserial = \"{serial}\"\n\
                  [[endpoint.namespace]]\nsize = \"{}M\"\nfile = \"{}\"\n\n",
@@ -652,6 +717,15 @@ echo "rc2=$?"
             ),
             _ => String::new(),
         };
+        let copy = match self.setup.rdma {
+            None => format!(
+                "p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst:#x} {chunk:#x} {count} 2>&1\necho \"rc=$?\"\n",
+                dst = DST_OFFSET,
+                chunk = CHUNK,
+                count = PAYLOAD / CHUNK,
+            ),
+            Some(target) => fabric_copy(target),
+        };
         format!(
             r#"dev() {{ for c in /sys/class/nvme/nvme*; do read -r s < $c/serial; [ "$s" = "$1" ] && echo /dev/${{c##*/}} && return; done; echo none; }}
 bdf() {{ c=$(dev "$1"); basename "$(readlink -f /sys/class/nvme/${{c##*/}}/device)"; }}
@@ -660,18 +734,53 @@ awk -F': ' '/^vendor_id/ {{ v = $2 }} /^cpu family/ {{ f = $2 }} END {{ print v,
 c=$(dev {client}); p=$(bdf P2PVM-NVME0)
 echo '=== copy ==='
 echo "provider=$p client=$c published=$(cat /sys/bus/pci/devices/$p/p2pmem/published 2>/dev/null)"
-p2pvm-p2pmem copy-only $p ${{c}}n1 0 ${{c}}n1 {dst:#x} {chunk:#x} {count} 2>&1
-echo "rc=$?"
-{hotplug}echo '=== aer ==='
+{copy}{hotplug}echo '=== aer ==='
 for d in /sys/bus/pci/devices/*; do [ -r $d/aer_dev_nonfatal ] || continue; awk -v d=${{d##*/}} '$2 > 0 && $1 != "TOTAL_ERR_NONFATAL" {{ print d, $1 "=" $2 }}' $d/aer_dev_nonfatal; done
 echo '=== dmesg ==='
 dmesg
 "#,
-            dst = DST_OFFSET,
-            chunk = CHUNK,
-            count = PAYLOAD / CHUNK,
         )
     }
+}
+
+/// The guest's NVMe-oF copy: both RNICs' links up (each address reaches
+/// the other over the wire), nvmet-rdma on `target` exporting `$c`'s
+/// namespace with `$p`'s p2pmem and no inline data (writes are RDMA
+/// READs by the target), nvme-rdma connected through the other RNIC, and
+/// the same O_DIRECT copy as the local scenarios through its device.
+fn fabric_copy(target: RdmaTarget) -> String {
+    let (t, h) = target.addresses();
+    format!(
+        r#"ifname() {{ for n in /sys/class/net/*; do [ "$(cat $n/address)" = "$1" ] && echo ${{n##*/}}; done; }}
+e0=$(ifname 00:50:56:50:32:00); e1=$(ifname 00:50:56:50:32:01)
+ip addr add 10.9.0.1/24 dev $e0; ip link set $e0 up
+ip addr add 10.9.0.2/24 dev $e1; ip link set $e1 up
+for d in all $e0 $e1; do echo 1 > /proc/sys/net/ipv4/conf/$d/accept_local; echo 0 > /proc/sys/net/ipv4/conf/$d/rp_filter; done
+sleep 1
+mount -t configfs none /sys/kernel/config
+n=/sys/kernel/config/nvmet
+mkdir $n/subsystems/p2p $n/subsystems/p2p/namespaces/1 $n/ports/1
+echo 1 > $n/subsystems/p2p/attr_allow_any_host
+echo ${{c}}n1 > $n/subsystems/p2p/namespaces/1/device_path
+echo $p > $n/subsystems/p2p/namespaces/1/p2pmem
+echo 1 > $n/subsystems/p2p/namespaces/1/enable
+echo rdma > $n/ports/1/addr_trtype; echo ipv4 > $n/ports/1/addr_adrfam
+echo {t} > $n/ports/1/addr_traddr; echo 4420 > $n/ports/1/addr_trsvcid
+echo 0 > $n/ports/1/param_inline_data_size
+ln -s $n/subsystems/p2p $n/ports/1/subsystems/p2p
+timeout 60 nvme connect -t rdma -a {t} -s 4420 -n p2p -w {h} --hostnqn=nqn.2026-12.io.p2pvm:host --hostid=5032d5e2-9a7b-4b6e-8f00-000000000001 2>&1
+f=/dev/$(for x in /sys/class/nvme/nvme*; do [ "$(cat $x/transport)" = rdma ] && echo ${{x##*/}}; done)n1
+echo "fabric device $f"
+dd if=$f of=$f bs={chunk} skip=0 seek={seek} count={count} iflag=direct oflag=direct 2>&1; r=$?
+[ $r = 0 ] && echo "copied={payload} bytes"
+echo "rc=$r"
+nvme disconnect -n p2p 2>&1
+"#,
+        chunk = CHUNK,
+        seek = DST_OFFSET / CHUNK,
+        count = PAYLOAD / CHUNK,
+        payload = PAYLOAD,
+    )
 }
 
 /// `*` and `?` globs, comma-separated: does `name` match any?
@@ -758,7 +867,8 @@ mod tests {
             let text = s.topology(std::path::Path::new("/tmp/x"), cpu);
             let t = crate::topology::Topology::parse(&text, s.name)
                 .unwrap_or_else(|e| panic!("{}: {e}\n{text}", s.name));
-            assert_eq!(t.endpoint.len(), 3, "{}", s.name);
+            let want = if s.setup.rdma.is_some() { 4 } else { 3 };
+            assert_eq!(t.endpoint.len(), want, "{}", s.name);
         }
     }
 }
