@@ -557,3 +557,46 @@ fn an_invalid_producer_index_or_a_foreign_doorbell_does_nothing() {
     assert_eq!(a.wait(1)[0].0, 7);
     assert_eq!(b.wait(1)[0].0, 1);
 }
+
+#[test]
+fn rc_payload_in_flight_is_bounded_and_waits_for_responses() {
+    // B posts no receive: every SEND waits there (RNR). A's 16 MiB sends
+    // go out until 64 MiB are in flight; the fifth waits at A, not in B's
+    // queue, until responses come back.
+    let (mut a, mut b) = pair();
+    let big = a.r.alloc(1024);
+    a.r.poke(big, &pattern(4 << 20, 6));
+    let sges = [(big, 4 << 20, a.dma_key); 4];
+    for i in 0..5 {
+        a.post_send(i, wr::SEND, 2, 0, 0, 0, &sges);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting = |h: &Host| {
+        let e = h.r.engine.lock().unwrap();
+        let qp = e.rdma().qps.get(h.qp).unwrap();
+        (qp.rnr.len(), qp.outstanding.len(), e.rdma().inflight)
+    };
+    assert_eq!(waiting(&b).0, 4, "four sends wait at B");
+    let (_, outstanding, inflight) = waiting(&a);
+    assert_eq!(
+        (outstanding, inflight),
+        (4, 64 << 20),
+        "the fifth was not sent"
+    );
+    // B's receives drain them all, in order, bytes intact.
+    let rbuf = b.r.alloc(4096);
+    for i in 0..5 {
+        b.post_recv(100 + i, &[(rbuf, 16 << 20, b.dma_key)]);
+    }
+    let got = b.wait(5);
+    assert_eq!(
+        got.iter().map(|c| (c.0, c.3)).collect::<Vec<_>>(),
+        (0..5).map(|i| (100 + i, 16 << 20)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.wait(5).iter().map(|c| c.0).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert_eq!(b.r.peek(rbuf + (12 << 20), 4 << 20), pattern(4 << 20, 6));
+    assert_eq!(waiting(&a).2, 0, "nothing in flight after");
+}

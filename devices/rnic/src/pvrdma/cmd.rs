@@ -70,6 +70,8 @@ pub struct Rdma {
     pub gids: Vec<Option<[u8; 16]>>,
     /// The node GUID (EUI-64 from the MAC).
     pub node_guid: u64,
+    /// RC payload bytes in flight (see [`MAX_INFLIGHT`]).
+    pub inflight: u64,
 }
 
 /// The node GUID of `mac`: EUI-64 (ff:fe in the middle, the
@@ -91,6 +93,11 @@ pub fn node_guid(mac: [u8; 6]) -> u64 {
 /// Largest message one work request may carry (QUERY_PORT's
 /// `max_msg_sz`): 16 MiB.
 pub const MAX_MSG: u32 = 16 << 20;
+
+/// RC payload one RNIC holds in flight at most (requests sent and not
+/// yet answered): 64 MiB. A work request that would pass it waits for
+/// responses, unless nothing is in flight.
+pub const MAX_INFLIGHT: u64 = 64 << 20;
 
 /// Bytes of a WQE of `base` header bytes and `sge` entries: a power of two.
 fn stride(base: u32, sge: u32) -> u64 {
@@ -119,6 +126,7 @@ impl Rdma {
             mrs: Table::new(limit::MAX_MR),
             gids: vec![None; limit::GID_TBL_LEN as usize],
             node_guid: node_guid(mac),
+            inflight: 0,
         }
     }
 
@@ -304,11 +312,11 @@ impl Rdma {
             cmd::CREATE_QP => self.create_qp(dma, r),
             cmd::MODIFY_QP => self.modify_qp(r),
             cmd::QUERY_QP => self.query_qp(r),
-            cmd::DESTROY_QP => self
-                .qps
-                .remove(r.u32_at(16))
-                .map(|_| vec![0; 4])
-                .ok_or(err::INVALID),
+            cmd::DESTROY_QP => {
+                let h = r.u32_at(16);
+                self.drop_inflight(h);
+                self.qps.remove(h).map(|_| vec![0; 4]).ok_or(err::INVALID)
+            }
             cmd::CREATE_BIND => {
                 let i = r.u32_at(24) as usize;
                 let slot = self.gids.get_mut(i).ok_or(err::INVALID)?;
@@ -542,24 +550,35 @@ impl Rdma {
                 dmac,
             };
         }
-        if mask & qp_attr::STATE != 0 {
-            let s = a.u32_at(0);
-            if s > qp_state::ERR {
-                return Err(err::INVALID);
+        if mask & qp_attr::STATE == 0 {
+            return Ok(vec![]);
+        }
+        let s = a.u32_at(0);
+        if s > qp_state::ERR {
+            return Err(err::INVALID);
+        }
+        qp.state = s;
+        if s == qp_state::RESET {
+            self.drop_inflight(h);
+            let qp = self.qps.get_mut(h).ok_or(err::INVALID)?;
+            // The driver zeroes the ring indices: start over.
+            qp.sq.head = 0;
+            qp.issued = 0;
+            qp.outstanding.clear();
+            qp.rnr.clear();
+            if let Some(rq) = &mut qp.rq {
+                rq.head = 0;
             }
-            if s == qp_state::RESET {
-                // The driver zeroes the ring indices: start over.
-                qp.sq.head = 0;
-                qp.issued = 0;
-                qp.outstanding.clear();
-                qp.rnr.clear();
-                if let Some(rq) = &mut qp.rq {
-                    rq.head = 0;
-                }
-            }
-            qp.state = s;
         }
         Ok(vec![])
+    }
+
+    /// Forgets the payload QP `h` holds in flight.
+    fn drop_inflight(&mut self, h: u32) {
+        if let Some(q) = self.qps.get(h) {
+            let held: u64 = q.outstanding.iter().map(|p| p.bytes).sum();
+            self.inflight = self.inflight.saturating_sub(held);
+        }
     }
 
     fn query_qp(&self, r: &[u8]) -> Outcome {

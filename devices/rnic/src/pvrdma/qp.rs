@@ -12,7 +12,7 @@
 
 use pcie_core::DmaHandle;
 
-use super::cmd::{Rdma, MAX_MSG};
+use super::cmd::{Rdma, MAX_INFLIGHT, MAX_MSG};
 use super::grh::{grh, is_v4};
 use super::mem;
 use super::regs::{access, qp_state, qp_type, ring};
@@ -220,6 +220,10 @@ impl Rdma {
                 return;
             };
             let p = qp.outstanding.pop_front().unwrap_or_else(|| unreachable!());
+            self.inflight = self.inflight.saturating_sub(p.bytes);
+            let Some(qp) = self.qps.get_mut(h) else {
+                return;
+            };
             qp.sq.head = qp.sq.math.inc(qp.sq.head);
             let _ = qp.pages.write_u32(cx.dma, qp.sq.state + 4, qp.sq.head);
             let (cq, sig_all) = (qp.send_cq, qp.sig_all);
@@ -271,6 +275,7 @@ impl Rdma {
                 signaled: true,
                 read_sges: Vec::new(),
                 status: Some(status::WR_FLUSH_ERR),
+                bytes: 0,
             });
             self.retire(cx, h);
         }
@@ -396,6 +401,13 @@ impl Rdma {
                 continue;
             }
             let ud = kind != qp_type::RC;
+            // Back-pressure: RC payload in flight is bounded per RNIC, so
+            // a guest cannot make the device hold unbounded copies.
+            let need: u64 = w.sges.iter().map(|s| u64::from(s.length)).sum();
+            if !ud && self.inflight > 0 && self.inflight + need > MAX_INFLIGHT {
+                cx.raised.blocked = true;
+                return;
+            }
             let op = match (ud, w.opcode) {
                 _ if w.send_flags & flags::INLINE != 0 => Err(status::LOC_QP_OP_ERR),
                 (_, wr::SEND | wr::SEND_WITH_IMM) | (false, wr::SEND_WITH_INV) => {
@@ -477,7 +489,11 @@ impl Rdma {
                             Vec::new()
                         },
                         status: st,
+                        bytes: if st.is_none() { need } else { 0 },
                     });
+                    if st.is_none() {
+                        self.inflight += need;
+                    }
                     self.retire(cx, h);
                 }
             }
@@ -495,6 +511,7 @@ impl Rdma {
                 signaled,
                 read_sges: Vec::new(),
                 status: Some(st),
+                bytes: 0,
             });
         }
     }

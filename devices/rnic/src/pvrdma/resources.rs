@@ -194,6 +194,8 @@ pub struct Pending {
     pub read_sges: Vec<Sge>,
     /// Its outcome once known.
     pub status: Option<u32>,
+    /// Payload bytes it holds in flight (RC SEND, WRITE and READ).
+    pub bytes: u64,
 }
 
 /// What a memory region maps.

@@ -19,7 +19,7 @@ use rnic::pvrdma::{Pvrdma, PvrdmaConfig, PvrdmaEngine};
 use rnic::vmxnet3::{Vmxnet3, Vmxnet3Config};
 use rnic::Wire;
 
-pub const RAM_SIZE: usize = 32 << 20;
+pub const RAM_SIZE: usize = 64 << 20;
 pub const MSI_ADDR: u32 = 0xfee0_0000;
 pub const DSR: u64 = 0x10_0000;
 pub const CMD_SLOT: u64 = 0x11_0000;
