@@ -600,3 +600,125 @@ fn rc_payload_in_flight_is_bounded_and_waits_for_responses() {
     assert_eq!(b.r.peek(rbuf + (12 << 20), 4 << 20), pattern(4 << 20, 6));
     assert_eq!(waiting(&a).2, 0, "nothing in flight after");
 }
+
+#[test]
+fn a_fast_registered_mr_takes_remote_writes_until_a_send_with_invalidate() {
+    let (mut a, mut b) = pair();
+    // B allocates a fast-register MR of 4 pages, then maps 2 of them at
+    // IOVA 0x5000_0100 under a new key (low byte 0x05), as
+    // ib_update_fast_reg_key and IB_WR_REG_MR do.
+    let m = b.r.ok(
+        cmd::CREATE_MR,
+        &P::default().u32(24, b.pd).u32(32, 2).u32(36, 4).0,
+    );
+    let key = (u32_at(&m, 4) & !0xff) | 0x05;
+    let (pl, pages) = b.r.page_dir(2);
+    let slot = u64::from(b.sq_tail % WR);
+    let at = b.qp_base + 4096 + slot * SQ_STRIDE;
+    let acc = access::LOCAL_WRITE | access::REMOTE_WRITE;
+    let w = P::default()
+        .u64(0, 31)
+        .u32(16, wr::FAST_REG_MR)
+        .u32(20, 2)
+        .u64(32, 0x5000_0100)
+        .u64(40, pl)
+        .u32(48, 12)
+        .u32(52, 2)
+        .u32(56, 6000)
+        .u32(60, acc)
+        .u32(64, key);
+    b.r.poke(at, &w.0);
+    b.sq_tail = (b.sq_tail + 1) % (2 * WR);
+    b.r.poke32(b.qp_base, b.sq_tail);
+    b.ring(true);
+    let got = b.wait(1);
+    assert_eq!(
+        (got[0].0, got[0].1, got[0].2),
+        (31, wc::REG_MR, status::SUCCESS)
+    );
+    // A writes 6000 bytes at the IOVA: they land across B's two pages.
+    let data = pattern(6000, 7);
+    a.r.poke(a.buf, &data);
+    a.post_send(
+        1,
+        wr::RDMA_WRITE,
+        2,
+        0,
+        0x5000_0100,
+        key,
+        &[(a.buf, 6000, a.dma_key)],
+    );
+    assert_eq!(a.wait(1)[0].2, status::SUCCESS);
+    assert_eq!(b.r.peek(pages + 0x100, 6000), data);
+    // The old key no longer works.
+    a.post_send(
+        2,
+        wr::RDMA_WRITE,
+        2,
+        0,
+        0x5000_0100,
+        key & !0xff,
+        &[(a.buf, 16, a.dma_key)],
+    );
+    assert_eq!(a.wait(1)[0].2, status::REM_ACCESS_ERR);
+}
+
+#[test]
+fn send_with_invalidate_kills_the_responders_mr() {
+    let wire = Wire::new();
+    let mut a = Host::new(&wire, 1, qp_type::RC);
+    let mut b = Host::new(&wire, 2, qp_type::RC);
+    a.connect(&b);
+    b.connect(&a);
+    let m = b.r.ok(
+        cmd::CREATE_MR,
+        &P::default().u32(24, b.pd).u32(32, 2).u32(36, 1).0,
+    );
+    let key = u32_at(&m, 4) | 0x09;
+    let (pl, _) = b.r.page_dir(1);
+    let at = b.qp_base + 4096;
+    let w = P::default()
+        .u64(0, 1)
+        .u32(16, wr::FAST_REG_MR)
+        .u64(32, 0x6000_0000)
+        .u64(40, pl)
+        .u32(48, 12)
+        .u32(52, 1)
+        .u32(56, 4096)
+        .u32(60, access::LOCAL_WRITE | access::REMOTE_WRITE)
+        .u32(64, key);
+    b.r.poke(at, &w.0);
+    b.sq_tail = 1;
+    b.r.poke32(b.qp_base, 1);
+    b.ring(true);
+    // The REG_MR is unsignaled: nothing completes, yet the MR is mapped.
+    assert!(b.quiet().is_empty());
+    b.post_recv(5, &[(b.buf, 64, b.dma_key)]);
+    a.post_send(
+        3,
+        wr::SEND_WITH_INV,
+        2,
+        key,
+        0,
+        0,
+        &[(a.buf, 64, a.dma_key)],
+    );
+    assert_eq!(a.wait(1)[0].2, status::SUCCESS);
+    let got = b.wait(1);
+    assert_eq!(
+        (got[0].0, got[0].4),
+        (5, key),
+        "the invalidated rkey in the CQE"
+    );
+    assert_eq!(got[0].5 & 4, 4, "WITH_INVALIDATE");
+    a.post_send(
+        4,
+        wr::RDMA_WRITE,
+        2,
+        0,
+        0x6000_0000,
+        key,
+        &[(a.buf, 16, a.dma_key)],
+    );
+    assert_eq!(a.wait(1)[0].2, status::REM_ACCESS_ERR, "invalidated");
+}
