@@ -28,6 +28,9 @@ fuzz_target!(|inp: Input| {
     let rp = fabric
         .add(None, 1, 0, "rp", NodeKind::RootPort, pcie_switch::PciBridge::simple(pcie_switch::PortKind::RootPort, 1, None))
         .unwrap();
+    // The root port is the requester here: memory space and bus mastering on.
+    let bdf = pcie_core::Bdf::new(0, 1, 0).unwrap();
+    fabric.config_write(bdf, 4, &[6, 0]);
     let r: Arc<dyn GuestRam> = ram.clone();
     let dma = DmaHandle::new(fabric.clone(), rp, r);
     let mut rdma = Rdma::new([0, 0x50, 0x56, 0, 0, 1]);
