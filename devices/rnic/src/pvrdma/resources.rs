@@ -68,16 +68,6 @@ impl<T> Table<T> {
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|v| (i as u32, v)))
     }
-
-    /// Objects in use, to change.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().filter_map(Option::as_mut)
-    }
-
-    /// Drops everything.
-    pub fn clear(&mut self) {
-        self.slots.iter_mut().for_each(|s| *s = None);
-    }
 }
 
 /// A protection domain.

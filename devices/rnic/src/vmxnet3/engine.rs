@@ -179,8 +179,8 @@ impl Vmxnet3Engine {
             let size = ring_size(u32_at(q, rxq::RING0_SIZE), MAX_RING_SIZE)?;
             ring_size(u32_at(q, rxq::RING1_SIZE).max(1), MAX_RING_SIZE)?;
             let comp = ring_size(u32_at(q, rxq::COMP_RING_SIZE), 2 * MAX_RING_SIZE)?;
-            // The ring-1 base is not used: every frame fits a head buffer.
-            let _ = rxq::RING1;
+            // Ring 1 (body buffers) is checked but never filled: every
+            // frame fits one head buffer.
             rx.push(RxQueue {
                 ring0: Pos::new(u64_at(q, rxq::RING0), size),
                 comp: Pos::new(u64_at(q, rxq::COMP_RING), comp),
